@@ -1,0 +1,85 @@
+"""The one typed settings object. Nothing else in the project reads ``os.environ``.
+
+Every field is read from the environment (upper-case name) or from ``.env``;
+``.env.example`` lists them all. Build it once per process in the composition root
+(``Settings()``) and pass it down; never at import time.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+def _default_state_dir() -> Path:
+    return Path.home() / ".local" / "share" / "msgmem"
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "msgmem"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    log_level: str = "INFO"
+
+    # Kafka / Redpanda
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_client_id: str = "msgmem"
+    kafka_replication_factor: int = Field(1, ge=1)
+    kafka_producer_linger_ms: int = Field(5, ge=0)
+    kafka_request_timeout_ms: int = Field(10_000, ge=1_000)
+
+    # Postgres / Supabase
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    database_statement_cache_size: int = Field(100, ge=0)
+
+    # Local stack (`msgmem dev` and the tests)
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    local_kafka_version: str = "4.1.1"
+    local_kafka_port: int = Field(9092, ge=0)
+    local_postgres_port: int = Field(5432, ge=0)
+    local_ingest_port: int = Field(8080, ge=0)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> "Settings":
+        if self.environment is Environment.PRODUCTION:
+            for name in self._secret_fields():
+                value = getattr(self, name)
+                if value is not None and _looks_like_placeholder(value.get_secret_value()):
+                    raise ValueError(f"{name.upper()} holds a placeholder value; set a real secret in production")
+        return self
+
+    @classmethod
+    def _secret_fields(cls) -> list[str]:
+        return [n for n, f in cls.model_fields.items() if f.annotation in (SecretStr, SecretStr | None)]
+
+    @property
+    def database_is_transaction_pooler(self) -> bool:
+        """Supabase's transaction pooler (port 6543) cannot keep prepared statements."""
+        return ":6543/" in self.database_url
+
+    @property
+    def statement_cache_size(self) -> int:
+        return 0 if self.database_is_transaction_pooler else self.database_statement_cache_size
+
+
+def _looks_like_placeholder(value: str) -> bool:
+    lowered = value.strip().lower()
+    return lowered in {"", "changeme", "change-me", "secret", "placeholder", "xxx"} or lowered.startswith("replace-")
+

@@ -1,0 +1,1 @@
+"""Operations for Message Memory: the `msgmem` command, the local stack and shared Kafka/Postgres adapters."""

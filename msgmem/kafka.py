@@ -1,0 +1,111 @@
+"""Kafka client construction from settings, and idempotent topic creation.
+
+Every producer in the project comes from :func:`make_producer` so that durability
+settings (acks=all, idempotence) cannot drift between processes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.helpers import create_ssl_context
+
+from contracts.settings import Settings
+from contracts.topics import ALL_TOPICS, RAW_MAX_MESSAGE_BYTES, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+def connection_config(settings: Settings) -> dict[str, Any]:
+    """Bootstrap, security and SASL options shared by producers, consumers and the admin client."""
+    cfg: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "client_id": settings.kafka_client_id,
+        "security_protocol": settings.kafka_security_protocol,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        cfg["ssl_context"] = create_ssl_context()
+    if settings.kafka_sasl_mechanism:
+        cfg["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        cfg["sasl_plain_username"] = settings.kafka_sasl_username
+        if settings.kafka_sasl_password is not None:
+            cfg["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    return cfg
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """Durable by default: a write is acknowledged only once every in-sync replica has it."""
+    return connection_config(settings) | {
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": settings.kafka_producer_linger_ms,
+        "max_request_size": RAW_MAX_MESSAGE_BYTES + 1024 * 1024,
+    }
+
+
+def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    return AIOKafkaProducer(**(producer_config(settings) | overrides))
+
+
+def make_consumer(settings: Settings, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+    cfg = connection_config(settings) | {
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+        "max_partition_fetch_bytes": RAW_MAX_MESSAGE_BYTES + 1024 * 1024,
+        "fetch_max_bytes": 64 * 1024 * 1024,
+    }
+    return AIOKafkaConsumer(*topics, **(cfg | overrides))
+
+
+@dataclass(frozen=True)
+class TopicReport:
+    created: list[str]
+    existing: list[str]
+    warnings: list[str]
+
+
+async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> TopicReport:
+    """Create the topics that are missing; leave existing ones alone and warn where they differ.
+
+    Partitions are never changed on an existing topic: adding partitions would move keys and
+    break per-chat ordering, so that is an operator's decision, not a start-up side effect.
+    """
+    admin = AIOKafkaAdminClient(**connection_config(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name=s.name,
+                        num_partitions=s.partitions,
+                        replication_factor=settings.kafka_replication_factor,
+                        topic_configs=s.config(),
+                    )
+                    for s in missing
+                ]
+            )
+        warnings: list[str] = []
+        present = [s for s in specs if s.name in existing]
+        if present:
+            described = await admin.describe_topics([s.name for s in present])
+            partitions = {d["topic"]: len(d["partitions"]) for d in described}
+            for s in present:
+                if partitions.get(s.name, s.partitions) < s.partitions:
+                    warnings.append(
+                        f"{s.name} has {partitions[s.name]} partitions, fewer than the declared {s.partitions}"
+                    )
+        return TopicReport(
+            created=[s.name for s in missing], existing=[s.name for s in present], warnings=warnings
+        )
+    finally:
+        await admin.close()

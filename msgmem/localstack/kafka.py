@@ -1,0 +1,165 @@
+"""A single-node Apache Kafka broker in KRaft mode, from Maven Central jars cached once.
+
+The jars are resolved with Maven (`mvn dependency:copy-dependencies` on a small pom) into
+``<cache>/kafka-<version>/libs`` the first time, under a file lock so that concurrent
+starts fetch once. Afterwards the broker starts in a few seconds with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import shutil
+import signal
+import subprocess
+import tempfile
+import uuid
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from collections.abc import Iterator
+
+from msgmem.localstack.processes import Child, ChildFailed, LineSink, stdout_sink
+
+_COMPLETE = ".complete"
+
+
+class KafkaFetchError(RuntimeError):
+    pass
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def kafka_libs(cache_dir: Path, version: str, *, log: LineSink = stdout_sink) -> Path:
+    """The directory of broker jars for ``version``, fetching them through Maven if not cached."""
+    target = cache_dir / f"kafka-{version}"
+    libs = target / "libs"
+    if (target / _COMPLETE).exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise KafkaFetchError("Maven (mvn) is needed once to fetch the Kafka jars; install Maven and Java 17+")
+    with _file_lock(cache_dir / f"kafka-{version}.lock"):
+        if (target / _COMPLETE).exists():
+            return libs
+        log(f"[kafka] fetching Apache Kafka {version} jars from Maven Central (once)")
+        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+            work = Path(tmp)
+            pom = resources.files("msgmem.localstack").joinpath("kafka-pom.xml").read_text()
+            (work / "pom.xml").write_text(pom.replace("KAFKA_VERSION", version))
+            result = subprocess.run(
+                ["mvn", "-q", "-B", "dependency:copy-dependencies", "-DincludeScope=runtime",
+                 f"-DoutputDirectory={work / 'libs'}"],
+                cwd=work, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+            )
+            if result.returncode != 0:
+                raise KafkaFetchError(f"mvn could not fetch Kafka {version}:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
+            if target.exists():
+                shutil.rmtree(target)
+            target.mkdir(parents=True)
+            (work / "libs").rename(libs)
+            (target / _COMPLETE).write_text(version)
+    return libs
+
+
+def _cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+    """A dev/test broker: one replica, instant group joins, no automatic topic creation."""
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={data_dir / 'logs'}",
+            "num.partitions=1",
+            "default.replication.factor=1",
+            "min.insync.replicas=1",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=6",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "message.max.bytes=22020096",
+            "replica.fetch.max.bytes=22020096",
+            "socket.request.max.bytes=104857600",
+            "log.retention.hours=-1",
+            "",
+        ]
+    )
+
+
+class LocalKafka:
+    def __init__(
+        self, libs: Path, data_dir: Path, port: int, controller_port: int, *, heap: str = "768m",
+        sink: LineSink = stdout_sink,
+    ) -> None:
+        self.libs = libs
+        self.data_dir = data_dir
+        self.port = port
+        self.controller_port = controller_port
+        self._heap = heap
+        self._sink = sink
+        self.child: Child | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        log_cfg = self.data_dir / "log4j2.yaml"
+        return [
+            "java", f"-Xms128m", f"-Xmx{self._heap}", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
+            "-Xshare:auto", "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log_cfg}",
+            "-cp", f"{self.libs}/*", main, *args,
+        ]
+
+    def _prepare(self) -> Path:
+        """Write the configuration (ports may change between runs) and format storage once."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        props = self.data_dir / "server.properties"
+        props.write_text(server_properties(self.data_dir, self.port, self.controller_port))
+        log_cfg = resources.files("msgmem.localstack").joinpath("kafka-log4j2.yaml").read_text()
+        (self.data_dir / "log4j2.yaml").write_text(log_cfg)
+        if not (self.data_dir / "logs" / "meta.properties").exists():
+            result = subprocess.run(
+                self._java("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)),
+                capture_output=True, text=True, stdin=subprocess.DEVNULL,
+            )
+            if result.returncode != 0:
+                raise ChildFailed(f"kafka storage format failed:\n{result.stdout}{result.stderr}")
+        return props
+
+    def start(self) -> "LocalKafka":
+        props = self._prepare()
+        self.child = Child(
+            "kafka", self._java("kafka.Kafka", str(props)),
+            ready_pattern=r"Kafka Server started", stop_signal=signal.SIGTERM, sink=self._sink,
+        ).start()
+        return self
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        assert self.child is not None, "start() first"
+        self.child.wait_ready(timeout)
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop(timeout=30)
