@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     local_kafka_port: int = Field(9092, ge=0)
     local_postgres_port: int = Field(5432, ge=0)
     local_ingest_port: int = Field(8080, ge=0)
+
+    @field_validator("state_dir", "cache_dir")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> "Settings":

@@ -64,6 +64,24 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
     return AIOKafkaConsumer(*topics, **(cfg | overrides))
 
 
+_TOPIC_ALREADY_EXISTS = 36
+
+
+class TopicCreationError(RuntimeError):
+    pass
+
+
+def _raise_topic_errors(response: Any) -> None:
+    """The admin API reports per-topic errors in the response instead of raising."""
+    failures = [
+        f"{err[0]}: error {err[1]} {err[2] if len(err) > 2 else ''}".strip()
+        for err in response.topic_errors
+        if err[1] not in (0, _TOPIC_ALREADY_EXISTS)
+    ]
+    if failures:
+        raise TopicCreationError("could not create topics: " + "; ".join(failures))
+
+
 @dataclass(frozen=True)
 class TopicReport:
     created: list[str]
@@ -83,7 +101,7 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_T
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [
                     NewTopic(
                         name=s.name,
@@ -94,6 +112,7 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_T
                     for s in missing
                 ]
             )
+            _raise_topic_errors(response)
         warnings: list[str] = []
         present = [s for s in specs if s.name in existing]
         if present:

@@ -1,0 +1,117 @@
+"""`msgmem dev`: the whole system on one machine, no Docker.
+
+Starts Kafka (KRaft) and PostgreSQL as child processes, applies migrations, creates the
+topics, then runs every service of ``msgmem.services`` with prefixed logs. Writes a JSON
+state file (ingest URL, DATABASE_URL, Kafka bootstrap servers) and prints its path. On
+Ctrl-C or SIGTERM, or when a child dies, it stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from contracts.settings import Settings
+from msgmem.kafka import ensure_topics
+from msgmem.localstack.kafka import LocalKafka, kafka_libs
+from msgmem.localstack.postgres import LocalPostgres
+from msgmem.localstack.processes import Child, ChildFailed, env_with, free_port, stdout_sink, stop_all
+from msgmem.migrate import migrate
+from msgmem.services import SERVICES
+
+
+def _port(configured: int) -> int:
+    return configured or free_port()
+
+
+def _log(message: str) -> None:
+    stdout_sink(f"[dev] {message}")
+
+
+def run_dev(settings: Settings) -> int:
+    """Run until interrupted; return the exit code."""
+    state_dir = settings.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_file = state_dir / "dev-state.json"
+    stop = threading.Event()
+    reason: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        reason.append(signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    started: list[Child] = []
+    t0 = time.monotonic()
+    try:
+        libs = kafka_libs(settings.cache_dir, settings.local_kafka_version)
+        kafka = LocalKafka(libs, state_dir / "kafka", _port(settings.local_kafka_port), free_port()).start()
+        started.append(kafka.child)  # type: ignore[arg-type]
+        postgres = LocalPostgres(state_dir / "postgres", _port(settings.local_postgres_port)).start()
+        started.append(postgres.child)  # type: ignore[arg-type]
+        postgres.wait_ready()
+        kafka.wait_ready()
+        _log(f"kafka and postgres ready in {time.monotonic() - t0:.1f}s")
+
+        stack = settings.model_copy(
+            update={"kafka_bootstrap_servers": kafka.bootstrap_servers, "database_url": postgres.database_url}
+        )
+        applied = asyncio.run(migrate(stack.database_url))
+        _log(f"migrations applied: {', '.join(applied) or 'none new'}")
+        report = asyncio.run(ensure_topics(stack))
+        _log(f"topics created: {', '.join(report.created) or 'none new'}")
+        for warning in report.warnings:
+            _log(f"warning: {warning}")
+
+        ingest_port = _port(settings.local_ingest_port)
+        env = env_with(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
+                "DATABASE_URL": stack.database_url,
+                "INGEST_PORT": str(ingest_port),
+                "STATE_DIR": str(state_dir),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        services = [Child(s.name, s.argv(), ready_pattern=s.ready_pattern, env=env).start() for s in SERVICES]
+        started.extend(services)
+        for child in services:
+            child.wait_ready(60)
+
+        state = {
+            "pid": os.getpid(),
+            "started_at": datetime.now(UTC).isoformat(),
+            "ingest_url": f"http://127.0.0.1:{ingest_port}",
+            "database_url": stack.database_url,
+            "kafka_bootstrap_servers": stack.kafka_bootstrap_servers,
+            "processes": {c.name: c.pid for c in started},
+        }
+        state_file.write_text(json.dumps(state, indent=2))
+        _log(f"up in {time.monotonic() - t0:.1f}s; state file: {state_file}")
+        _log("press Ctrl-C to stop")
+
+        while not stop.wait(0.5):
+            dead = [c for c in started if not c.running()]
+            if dead:
+                reason.append(f"{dead[0].name} exited with code {dead[0].returncode}")
+                return_code = 1
+                break
+        else:
+            return_code = 0
+        _log(f"stopping ({reason[0]})")
+        return return_code
+    except ChildFailed as exc:
+        _log(str(exc))
+        return 1
+    finally:
+        stop_all(started)
+        state_file.unlink(missing_ok=True)
+        _log("stopped")

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from contracts.settings import Settings
+from tests.stack import Stack, start_stack
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+PROJECTED_TABLES = ("message_embeddings", "chat_media", "chat_messages", "chats", "projection_offsets")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A real Kafka broker and Postgres for the whole session. Failing to start fails the tests."""
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def settings(stack: Stack) -> Settings:
+    return stack.settings
+
+
+@pytest.fixture
+async def db(stack: Stack) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a database whose projected tables are empty at the start of the test."""
+    conn = await asyncpg.connect(stack.settings.database_url)
+    await conn.execute(f"truncate {', '.join(PROJECTED_TABLES)}")
+    try:
+        yield conn
+    finally:
+        await conn.close()

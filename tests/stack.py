@@ -1,0 +1,58 @@
+"""The real Kafka broker and PostgreSQL, started once per test session.
+
+Nothing is mocked here: tests that need the stack get a running broker and database or
+fail with the reason (never skip).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from contracts.settings import Environment, Settings
+from msgmem.kafka import ensure_topics
+from msgmem.localstack.kafka import LocalKafka, kafka_libs
+from msgmem.localstack.postgres import LocalPostgres
+from msgmem.localstack.processes import file_sink, free_port
+from msgmem.migrate import migrate
+
+
+@dataclass
+class Stack:
+    kafka: LocalKafka
+    postgres: LocalPostgres
+    settings: Settings
+    log: Path
+
+    def stop(self) -> None:
+        self.kafka.stop()
+        self.postgres.stop()
+
+
+def start_stack(root: Path) -> Stack:
+    log = root / "stack.log"
+    sink = file_sink(log)
+    base = Settings(_env_file=None, environment=Environment.TEST)  # type: ignore[call-arg]
+    libs = kafka_libs(base.cache_dir, base.local_kafka_version, log=sink)
+    kafka = LocalKafka(libs, root / "kafka", free_port(), free_port(), sink=sink)
+    postgres = LocalPostgres(root / "postgres", free_port(), durable=False, sink=sink)
+    stack = Stack(kafka, postgres, base, log)
+    try:
+        kafka.start()
+        postgres.start()
+        postgres.wait_ready(60)
+        kafka.wait_ready(120)
+        stack.settings = base.model_copy(
+            update={
+                "kafka_bootstrap_servers": kafka.bootstrap_servers,
+                "database_url": postgres.database_url,
+                "state_dir": root / "state",
+            }
+        )
+        asyncio.run(migrate(postgres.database_url))
+        asyncio.run(ensure_topics(stack.settings))
+    except BaseException:
+        stack.stop()
+        raise
+    return stack

@@ -1,0 +1,86 @@
+"""Settings, topic declarations, the local broker's configuration and the Docker files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from contracts.settings import Settings
+from contracts.topics import ALL_TOPICS, RAW, by_name
+from msgmem.localstack.kafka import server_properties
+from msgmem.migrate import load_migrations
+from msgmem.services import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_setting_is_listed_in_env_example() -> None:
+    text = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, re.M))
+    assert listed == {name.upper() for name in Settings.model_fields}
+    for name in listed:  # each variable has a one-line comment above it
+        assert re.search(rf"^# .+\n{name}=", text, re.M), name
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker:9092")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example:6543/postgres")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.kafka_bootstrap_servers == "broker:9092"
+    assert settings.database_is_transaction_pooler and settings.statement_cache_size == 0
+
+
+def test_production_refuses_placeholder_secrets() -> None:
+    with pytest.raises(ValidationError, match="KAFKA_SASL_PASSWORD"):
+        Settings(_env_file=None, environment="production", kafka_sasl_password="changeme")  # type: ignore[call-arg]
+    Settings(_env_file=None, environment="production", kafka_sasl_password="s3cr3t-Value")  # type: ignore[call-arg]
+
+
+def test_secrets_do_not_show_in_repr() -> None:
+    settings = Settings(_env_file=None, kafka_sasl_password="hunter2-hunter2")  # type: ignore[call-arg]
+    assert "hunter2" not in repr(settings)
+
+
+def test_topics_are_declared_once_with_key_meaning_and_retention() -> None:
+    names = [t.name for t in ALL_TOPICS]
+    assert len(names) == len(set(names))
+    assert {"wa.raw", "wa.messages", "wa.media", "wa.deadletter", "wa.embeddings"} <= set(names)
+    assert all(t.key and t.partitions >= 1 for t in ALL_TOPICS)
+    assert by_name("wa.raw") is RAW
+    assert RAW.config()["max.message.bytes"] == str(20 * 1024 * 1024)
+    assert RAW.config()["retention.ms"] == "-1"
+
+
+def test_local_broker_is_configured_for_a_dev_box(tmp_path: Path) -> None:
+    props = dict(
+        line.split("=", 1) for line in server_properties(tmp_path, 9092, 9093).splitlines() if line
+    )
+    assert props["process.roles"] == "broker,controller"
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["group.initial.rebalance.delay.ms"] == "0"
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert int(props["message.max.bytes"]) > int(RAW.config()["max.message.bytes"])
+
+
+def test_migrations_are_ordered_sql_files() -> None:
+    versions = [m.version for m in load_migrations()]
+    assert versions == sorted(versions) and versions[0] == "0001_initial"
+    assert versions == [m.version for m in load_migrations(ROOT / "migrations")]
+
+
+def test_compose_file_runs_every_process_that_dev_runs() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"redpanda", "console", "postgres", "migrate"} <= set(services)
+    assert services["console"]["environment"]["KAFKA_BROKERS"] == "redpanda:9092"
+    assert "--mode=dev-container" in services["redpanda"]["command"]
+    for service in SERVICES:
+        assert service.name in services, f"docker-compose.yml lacks {service.name}"
+        spec = services[service.name]
+        assert spec["build"] == "." and spec["command"] == ["python", "-m", service.module]
+    assert services["migrate"]["build"] == "."
+    assert (ROOT / "Dockerfile").exists()
