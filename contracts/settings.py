@@ -54,7 +54,18 @@ class Settings(BaseSettings):
     local_kafka_version: str = "4.1.1"
     local_kafka_port: int = Field(9092, ge=0)
     local_postgres_port: int = Field(5432, ge=0)
-    local_ingest_port: int = Field(8080, ge=0)
+
+    # Ingest
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = Field(8080, ge=0)
+    ingest_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    ingest_publish_timeout_seconds: float = Field(5.0, gt=0)
+    ingest_retry_after_seconds: int = Field(5, ge=1)
+    ingest_api_key: SecretStr | None = None
+    whapi_token: SecretStr | None = None
+    meta_app_secret: SecretStr | None = None
+    meta_verify_token: SecretStr | None = None
+    evolution_api_key: SecretStr | None = None
 
     @field_validator("state_dir", "cache_dir")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import threading
 import time
@@ -28,6 +29,22 @@ from msgmem.services import SERVICES
 
 def _port(configured: int) -> int:
     return configured or free_port()
+
+
+_DEV_SECRETS = ("whapi_token", "meta_app_secret", "meta_verify_token", "evolution_api_key", "ingest_api_key")
+
+
+def dev_credentials(settings: Settings) -> dict[str, str]:
+    """Provider secrets for the local run: the configured ones, random ones where unset.
+
+    They go to the children's environment and to the state file (mode 0600), where
+    `msgmem send` finds them, so a newcomer can post fixtures without any setup.
+    """
+    creds = {}
+    for name in _DEV_SECRETS:
+        value = getattr(settings, name)
+        creds[name] = value.get_secret_value() if value is not None else secrets.token_urlsafe(24)
+    return creds
 
 
 def _log(message: str) -> None:
@@ -71,9 +88,11 @@ def run_dev(settings: Settings) -> int:
         for warning in report.warnings:
             _log(f"warning: {warning}")
 
-        ingest_port = _port(settings.local_ingest_port)
+        ingest_port = _port(settings.ingest_port)
+        credentials = dev_credentials(settings)
         env = env_with(
-            {
+            {name.upper(): value for name, value in credentials.items()}
+            | {
                 "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
                 "DATABASE_URL": stack.database_url,
                 "INGEST_PORT": str(ingest_port),
@@ -93,7 +112,9 @@ def run_dev(settings: Settings) -> int:
             "database_url": stack.database_url,
             "kafka_bootstrap_servers": stack.kafka_bootstrap_servers,
             "processes": {c.name: c.pid for c in started},
+            "credentials": credentials,
         }
+        state_file.touch(mode=0o600)
         state_file.write_text(json.dumps(state, indent=2))
         _log(f"up in {time.monotonic() - t0:.1f}s; state file: {state_file}")
         _log("press Ctrl-C to stop")

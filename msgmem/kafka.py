@@ -6,11 +6,12 @@ settings (acks=all, idempotence) cannot drift between processes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.helpers import create_ssl_context
 
@@ -128,3 +129,60 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_T
         )
     finally:
         await admin.close()
+
+
+async def _standalone_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A started consumer outside any group, for reading chosen offsets."""
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    # aiokafka cannot stop a group-less consumer whose coordinator task was cancelled
+    # before it first ran: give that task its first turn now.
+    await asyncio.sleep(0)
+    return consumer
+
+
+async def partitions_of(settings: Settings, topic: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(**connection_config(settings))
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described.get("error_code"):
+        raise KeyError(f"topic {topic!r}: error {described['error_code']}")
+    return [TopicPartition(topic, p["partition"]) for p in sorted(described["partitions"], key=lambda p: p["partition"])]
+
+
+async def end_offsets(settings: Settings, topic: str) -> dict[TopicPartition, int]:
+    """The next offset to be written on each partition of ``topic``."""
+    parts = await partitions_of(settings, topic)
+    consumer = await _standalone_consumer(settings)
+    try:
+        return await consumer.end_offsets(parts)
+    finally:
+        await consumer.stop()
+
+
+async def read_range(
+    settings: Settings, topic: str, start: dict[TopicPartition, int], end: dict[TopicPartition, int]
+) -> list[ConsumerRecord]:
+    """The records of ``topic`` from ``start`` (inclusive) to ``end`` (exclusive), per partition."""
+    out: list[ConsumerRecord] = []
+    wanted = [tp for tp in end if end[tp] > start.get(tp, 0)]
+    if not wanted:
+        return out
+    consumer = await _standalone_consumer(settings)
+    try:
+        consumer.assign(wanted)
+        for tp in wanted:
+            consumer.seek(tp, start.get(tp, 0))
+        remaining = set(wanted)
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=2000, max_records=10_000)
+            for tp, records in batch.items():
+                out.extend(r for r in records if r.offset < end[tp])
+                if records and records[-1].offset >= end[tp] - 1:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return out

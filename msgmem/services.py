@@ -22,4 +22,6 @@ class Service:
         return [sys.executable, "-m", self.module]
 
 
-SERVICES: tuple[Service, ...] = ()
+SERVICES: tuple[Service, ...] = (
+    Service("ingest", "ingest", r"Application startup complete", "verified webhooks appended to wa.raw"),
+)

@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 
 from contracts.settings import Settings
-from tests.stack import Stack, start_stack
+from msgmem.localstack.stack import Stack, start_stack
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -74,7 +74,7 @@ async def test_dev_comes_up_and_stops_everything_on_ctrl_c(tmp_path: Path) -> No
         "STATE_DIR": str(state_dir),
         "LOCAL_KAFKA_PORT": "0",
         "LOCAL_POSTGRES_PORT": "0",
-        "LOCAL_INGEST_PORT": "0",
+        "INGEST_PORT": "0",
         "PYTHONUNBUFFERED": "1",
     }
     proc = subprocess.Popen(

@@ -1,8 +1,6 @@
-"""The real Kafka broker and PostgreSQL, started once per test session.
-
-Nothing is mocked here: tests that need the stack get a running broker and database or
-fail with the reason (never skip).
-"""
+"""A throw-away local stack (Kafka + Postgres on free ports, migrated, topics created)
+for the test suite and the benchmarks. Starting it either succeeds or raises with the
+reason: callers fail, they never skip."""
 
 from __future__ import annotations
 
@@ -30,13 +28,13 @@ class Stack:
         self.postgres.stop()
 
 
-def start_stack(root: Path) -> Stack:
+def start_stack(root: Path, *, durable: bool = False) -> Stack:
     log = root / "stack.log"
     sink = file_sink(log)
     base = Settings(_env_file=None, environment=Environment.TEST)  # type: ignore[call-arg]
     libs = kafka_libs(base.cache_dir, base.local_kafka_version, log=sink)
     kafka = LocalKafka(libs, root / "kafka", free_port(), free_port(), sink=sink)
-    postgres = LocalPostgres(root / "postgres", free_port(), durable=False, sink=sink)
+    postgres = LocalPostgres(root / "postgres", free_port(), durable=durable, sink=sink)
     stack = Stack(kafka, postgres, base, log)
     try:
         kafka.start()

@@ -1,0 +1,78 @@
+"""Composition root of the ingest service: builds the app and its adapters from settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from contracts.settings import Settings
+from ingest.errors import BrokerUnavailable, IngestError
+from ingest.metrics import IngestMetrics
+from ingest.publisher import KafkaPublisher, Publisher
+from ingest.routes import router
+from ingest.service import IngestService
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAPI:
+    """The ingest app. ``publisher`` defaults to Kafka; tests of HTTP edges may pass a fake."""
+    metrics = IngestMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        chosen = publisher if publisher is not None else KafkaPublisher(settings)
+        app.state.service = IngestService(settings, chosen, metrics)
+        _warn_unconfigured(settings)
+        await chosen.start()
+        try:
+            yield
+        finally:
+            await chosen.stop()
+
+    app = FastAPI(title="Message Memory ingest", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.include_router(router)
+
+    @app.exception_handler(IngestError)
+    async def ingest_error(_request: Request, exc: IngestError) -> JSONResponse:
+        headers = {}
+        if isinstance(exc, BrokerUnavailable):
+            headers["Retry-After"] = str(settings.ingest_retry_after_seconds)
+        return JSONResponse({"error": exc.outcome, "reason": exc.reason}, status_code=exc.status_code, headers=headers)
+
+    app.add_middleware(InFlight, metrics=metrics)
+    return app
+
+
+class InFlight:
+    """Counts requests in flight (plain ASGI: no per-request task like BaseHTTPMiddleware)."""
+
+    def __init__(self, app: ASGIApp, metrics: IngestMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with self.metrics.in_flight.track_inprogress():
+            await self.app(scope, receive, send)
+
+
+def _warn_unconfigured(settings: Settings) -> None:
+    missing = [
+        name for name, value in (
+            ("WHAPI_TOKEN", settings.whapi_token),
+            ("META_APP_SECRET", settings.meta_app_secret),
+            ("META_VERIFY_TOKEN", settings.meta_verify_token),
+            ("EVOLUTION_API_KEY", settings.evolution_api_key),
+            ("INGEST_API_KEY", settings.ingest_api_key),
+        ) if value is None
+    ]
+    if missing:
+        log.warning("not set, so the matching deliveries are refused with 401: %s", ", ".join(missing))

@@ -1,0 +1,50 @@
+"""Ingest's error policy: every rejection is a domain error with an HTTP status and a
+reason that is safe to return and to log (never the body, never a secret)."""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    status_code = 500
+    outcome = "error"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnknownProvider(IngestError):
+    status_code = 404
+    outcome = "unknown_provider"
+
+
+class Unauthorized(IngestError):
+    status_code = 401
+    outcome = "unauthorized"
+
+
+class Forbidden(IngestError):
+    status_code = 403
+    outcome = "forbidden"
+
+
+class PayloadTooLarge(IngestError):
+    status_code = 413
+    outcome = "too_large"
+
+
+class MalformedBody(IngestError):
+    status_code = 400
+    outcome = "malformed"
+
+
+class InvalidEvent(IngestError):
+    status_code = 422
+    outcome = "invalid"
+
+
+class BrokerUnavailable(IngestError):
+    """The broker did not acknowledge the write in time: the provider must retry."""
+
+    status_code = 503
+    outcome = "unavailable"

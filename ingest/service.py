@@ -1,0 +1,97 @@
+"""Accepting a delivery: size cap, verification, JSON check, then a durable append.
+
+The order matters: verification runs on the raw bytes before anything is parsed, and the
+caller gets its answer only after the broker acknowledged the write.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from contracts.outbound import OutboundMessage
+from contracts.raw import RawDelivery
+from contracts.settings import Settings
+from ingest import providers
+from ingest.body import read_capped
+from ingest.errors import IngestError, InvalidEvent, MalformedBody, UnknownProvider
+from ingest.metrics import IngestMetrics
+from ingest.providers.base import Provider
+from ingest.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+
+class IngestService:
+    def __init__(self, settings: Settings, publisher: Publisher, metrics: IngestMetrics) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.metrics = metrics
+
+    async def receive(
+        self, provider_name: str | None, headers: Mapping[str, str], stream: AsyncIterator[bytes]
+    ) -> RawDelivery:
+        """Read, verify and append one delivery (``provider_name`` None: the business's own
+        outbound event); raise an ``IngestError`` saying why not. Every outcome is counted."""
+        try:
+            provider = providers.OUTBOUND if provider_name is None else providers.get(provider_name)
+        except UnknownProvider as exc:
+            self.reject("unknown", exc)
+            raise
+        try:
+            body = await read_capped(headers, stream, self.settings.ingest_max_body_bytes)
+        except IngestError as exc:
+            self.reject(provider.name, exc)
+            raise
+        return await self.accept(provider, headers, body)
+
+    async def accept(self, provider: Provider, headers: Mapping[str, str], body: bytes) -> RawDelivery:
+        """Verify and append one delivery; raise an ``IngestError`` saying why not."""
+        try:
+            provider.verify(self.settings, headers, body)
+            payload = _parse_json(body)
+            if provider is providers.OUTBOUND:
+                _check_outbound(payload)
+            delivery = RawDelivery(
+                delivery_id=str(uuid.uuid4()),
+                provider=provider.name,
+                channel=provider.channel(payload),
+                received_at=datetime.now(UTC),
+                headers={h: headers[h] for h in provider.kept_headers if h in headers},
+                body=body,
+            )
+            started = time.perf_counter()
+            await self.publisher.publish(delivery)
+            self.metrics.append_seconds.observe(time.perf_counter() - started)
+        except IngestError as exc:
+            self.reject(provider.name, exc)
+            raise
+        self.metrics.deliveries.labels(provider.name, "accepted").inc()
+        return delivery
+
+    def reject(self, provider: str, exc: IngestError) -> None:
+        """Count and log a rejection with its reason: never the body, never a secret."""
+        self.metrics.deliveries.labels(provider, exc.outcome).inc()
+        log.warning("rejected %s delivery: %s %s", provider, exc.status_code, exc.reason)
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"body is not JSON: {exc}") from None
+
+
+def _check_outbound(payload: Any) -> None:
+    try:
+        OutboundMessage.model_validate(payload)
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise InvalidEvent(f"not an outbound message: {errors}") from None

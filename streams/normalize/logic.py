@@ -1,0 +1,73 @@
+"""The normalize stage's pure logic: one wa.raw delivery -> its wa.messages events.
+
+The provider normaliser gives the message events; an inbound 1:1 text that is an opt-out
+or opt-in keyword is followed by a ``ConsentChanged`` for its chat. No Kafka, no I/O:
+the agent decodes the record, calls ``normalise`` and publishes, dead-lettering
+``UnparseableDelivery``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from contracts.ids import event_id
+from contracts.messages import ConsentChanged, MessageEvent, MessageReceived
+from contracts.raw import RawDelivery
+from streams.normalize.consent import DEFAULT_OPT_IN_KEYWORDS, DEFAULT_OPT_OUT_KEYWORDS, detect
+from streams.normalize.errors import NormaliseError, UnparseableDelivery
+from streams.normalize.providers import normalise_delivery
+
+__all__ = ["NormaliseConfig", "NormaliseError", "UnparseableDelivery", "consent_event", "normalise"]
+
+_CHAT_FIELDS = ("chat_key", "occurred_at", "received_at", "provider", "channel_id", "delivery_id", "chat_id",
+                "is_group", "group_name", "contact_phone", "contact_name")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NormaliseConfig:
+    """What the stage needs from settings; the composition root builds it once."""
+
+    opt_out_keywords: tuple[str, ...] = DEFAULT_OPT_OUT_KEYWORDS
+    opt_in_keywords: tuple[str, ...] = DEFAULT_OPT_IN_KEYWORDS
+    business_numbers: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def build(
+        cls, opt_out: Iterable[str] = (), opt_in: Iterable[str] = (), business_numbers: Iterable[str] = ()
+    ) -> NormaliseConfig:
+        """The defaults plus configured extra keywords."""
+        return cls(
+            opt_out_keywords=tuple(dict.fromkeys((*DEFAULT_OPT_OUT_KEYWORDS, *opt_out))),
+            opt_in_keywords=tuple(dict.fromkeys((*DEFAULT_OPT_IN_KEYWORDS, *opt_in))),
+            business_numbers=frozenset(business_numbers),
+        )
+
+
+def normalise(delivery: RawDelivery, config: NormaliseConfig | None = None) -> list[MessageEvent]:
+    config = config or NormaliseConfig()
+    events: list[MessageEvent] = []
+    for event in normalise_delivery(delivery, config):
+        events.append(event)
+        consent = consent_event(event, config)
+        if consent is not None:
+            events.append(consent)
+    return events
+
+
+def consent_event(event: MessageEvent, config: NormaliseConfig) -> ConsentChanged | None:
+    """Groups are skipped: STOP typed in a group is not one contact leaving a conversation."""
+    if not isinstance(event, MessageReceived) or event.is_group:
+        return None
+    found = detect(event.text, config.opt_out_keywords, config.opt_in_keywords)
+    if found is None:
+        return None
+    state, keyword = found
+    return ConsentChanged(
+        **{name: getattr(event, name) for name in _CHAT_FIELDS},
+        event_id=event_id(event.provider, event.channel_id, event.provider_message_id, "consent_changed", state),
+        state=state,
+        keyword=keyword,
+        provider_message_id=event.provider_message_id,
+        message_id=event.message_id,
+    )

@@ -1,0 +1,280 @@
+"""Event builders shared by the provider normalisers.
+
+Each normaliser only reads its provider's shape into ``Chat``, ``Author`` and ``Content``;
+ids, chat keys and envelopes are made here, one way for every provider, so the same
+message always gets the same ids whichever path it arrives by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from contracts.ids import chat_key, event_id, message_id, normalise_jid, phone_digits, to_utc
+from contracts.messages import (
+    ContactCard,
+    DeliveryStatus,
+    LinkPreview,
+    Location,
+    MediaRef,
+    MessageDeleted,
+    MessageEdited,
+    MessageReceived,
+    MessageSent,
+    MessageUnsupported,
+    ReactionAdded,
+    ReactionRemoved,
+    StatusError,
+    StatusUpdated,
+)
+from contracts.raw import RawDelivery
+from streams.normalize.errors import UnparseableDelivery
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Chat:
+    chat_id: str
+    is_group: bool = False
+    group_name: str | None = None
+    contact_phone: str | None = None
+    contact_name: str | None = None
+
+    @classmethod
+    def from_jid(cls, raw: str, *, group_name: str | None = None, contact_name: str | None = None) -> Chat:
+        jid = normalise_jid(raw)
+        if jid.is_group:
+            return cls(jid.chat_id, True, group_name=group_name)
+        return cls(jid.chat_id, contact_phone=jid.phone, contact_name=contact_name)
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who did it; ``outbound`` means the business (its phone, app, API or bot)."""
+
+    outbound: bool
+    sender_id: str | None = None
+    sender_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Content:
+    message_type: str
+    text: str | None = None
+    caption: str | None = None
+    media: MediaRef | None = None
+    location: Location | None = None
+    contacts: tuple[ContactCard, ...] = ()
+    link: LinkPreview | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """The delivery being normalised and the business channel it belongs to."""
+
+    provider: str
+    channel: str
+    delivery: RawDelivery
+
+    def _base(self, chat: Chat, event_type: str, key: str, occurred_at: datetime, *qualifiers: str) -> Json:
+        return {
+            "event_id": event_id(self.provider, self.channel, key, event_type, *qualifiers),
+            "chat_key": chat_key(self.provider, self.channel, chat.chat_id),
+            "occurred_at": occurred_at,
+            "received_at": self.delivery.received_at,
+            "provider": self.provider,
+            "channel_id": self.channel,
+            "delivery_id": self.delivery.delivery_id,
+            "chat_id": chat.chat_id,
+            "is_group": chat.is_group,
+            "group_name": chat.group_name,
+            "contact_phone": chat.contact_phone,
+            "contact_name": chat.contact_name,
+        }
+
+    def message_id(self, provider_message_id: str) -> str:
+        return message_id(self.provider, self.channel, provider_message_id)
+
+    def message(
+        self, chat: Chat, author: Author, provider_message_id: str, occurred_at: datetime, content: Content,
+        *, raw: Json, reply_to: str | None = None, forwarded: bool = False, origin: str | None = None,
+    ) -> MessageReceived | MessageSent:  # fmt: skip
+        model = MessageSent if author.outbound else MessageReceived
+        extra = {"origin": origin} if origin else {}
+        return model(
+            **extra,
+            **self._base(chat, model.model_fields["type"].default, provider_message_id, occurred_at),
+            provider_message_id=provider_message_id,
+            message_id=self.message_id(provider_message_id),
+            sender_id=author.sender_id,
+            sender_name=author.sender_name,
+            message_type=content.message_type,
+            text=content.text,
+            caption=content.caption,
+            media=content.media,
+            location=content.location,
+            contacts=content.contacts,
+            link=content.link,
+            reply_to_provider_message_id=reply_to or None,
+            forwarded=forwarded,
+            raw=raw,
+        )
+
+    def unsupported(
+        self, chat: Chat, author: Author, occurred_at: datetime, *, provider_type: str, raw: Json,
+        provider_message_id: str | None = None, key: str | None = None, reason: str | None = None,
+    ) -> MessageUnsupported:  # fmt: skip
+        """``key`` names the event when there is no provider message id (an unknown status, say)."""
+        return MessageUnsupported(
+            **self._base(chat, "message_unsupported", provider_message_id or key or "", occurred_at, provider_type),
+            provider_message_id=provider_message_id,
+            message_id=self.message_id(provider_message_id) if provider_message_id else None,
+            sender_id=author.sender_id,
+            sender_name=author.sender_name,
+            origin="agent" if author.outbound else "user",
+            direction="outbound" if author.outbound else "inbound",
+            provider_type=provider_type,
+            reason=reason,
+            raw=raw,
+        )
+
+    def _targeted(self, target: str, author: Author, own_id: str | None, raw: Json) -> Json:
+        return {
+            "provider_message_id": own_id,
+            "target_provider_message_id": target,
+            "target_message_id": self.message_id(target),
+            "direction": "outbound" if author.outbound else "inbound",
+            "raw": raw,
+        }
+
+    def reaction(
+        self, chat: Chat, author: Author, occurred_at: datetime, *, target: str, emoji: str | None,
+        raw: Json, provider_message_id: str | None = None,
+    ) -> ReactionAdded | ReactionRemoved:  # fmt: skip
+        """An empty emoji is how every provider reports a removed reaction."""
+        # The reaction's own id (when given) keeps react / unreact / react-again distinct.
+        key, reactor = provider_message_id or target, author.sender_id or ""
+        fields = self._targeted(target, author, provider_message_id, raw)
+        people = {"reactor_id": author.sender_id, "reactor_name": author.sender_name}
+        if emoji:
+            return ReactionAdded(
+                **self._base(chat, "reaction_added", key, occurred_at, reactor, emoji), **fields, **people, emoji=emoji
+            )
+        return ReactionRemoved(**self._base(chat, "reaction_removed", key, occurred_at, reactor), **fields, **people)
+
+    def edited(
+        self, chat: Chat, author: Author, occurred_at: datetime, *, target: str, new_text: str | None,
+        raw: Json, provider_message_id: str | None = None,
+    ) -> MessageEdited:  # fmt: skip
+        qualifiers = () if provider_message_id else (new_text or "",)
+        return MessageEdited(
+            **self._base(chat, "message_edited", provider_message_id or target, occurred_at, *qualifiers),
+            **self._targeted(target, author, provider_message_id, raw),
+            sender_id=author.sender_id,
+            sender_name=author.sender_name,
+            new_text=new_text,
+        )
+
+    def deleted(
+        self, chat: Chat, author: Author, occurred_at: datetime, *, target: str, raw: Json,
+        provider_message_id: str | None = None,
+    ) -> MessageDeleted:  # fmt: skip
+        # Keyed by the target only: a revoke and a "deleted" status for it are one event.
+        return MessageDeleted(
+            **self._base(chat, "message_deleted", target, occurred_at),
+            **self._targeted(target, author, provider_message_id, raw),
+            sender_id=author.sender_id,
+            sender_name=author.sender_name,
+        )
+
+    def status(
+        self, chat: Chat, occurred_at: datetime, *, target: str, status: DeliveryStatus, raw: Json,
+        errors: Iterable[StatusError] = (), outbound: bool = True,
+    ) -> StatusUpdated:  # fmt: skip
+        """``outbound`` False is the business's own receipt of a contact's message (Evolution reports those)."""
+        return StatusUpdated(
+            **self._base(chat, "status_updated", target, occurred_at, status),
+            **self._targeted(target, Author(outbound=outbound), None, raw),
+            status=status,
+            errors=tuple(errors),
+        )
+
+
+def load_body(delivery: RawDelivery) -> Any:
+    try:
+        return orjson.loads(delivery.body)
+    except orjson.JSONDecodeError as exc:
+        where = f"{delivery.provider} delivery {delivery.delivery_id}"
+        raise UnparseableDelivery(f"{where}: body is not JSON ({exc})") from exc
+
+
+def when(value: Any, fallback: datetime) -> datetime:
+    """A provider timestamp, or ``fallback`` (the delivery's receive time) when it has none."""
+    return fallback if value in (None, "") else to_utc(value)
+
+
+def as_int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def as_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return text if text else None
+
+
+def status_errors(items: Any) -> list[StatusError]:
+    errors = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            details = item.get("details") or (item.get("error_data") or {}).get("details")
+            errors.append(
+                StatusError(
+                    code=item.get("code"),
+                    title=as_str(item.get("title")),
+                    message=as_str(item.get("message")),
+                    details=as_str(details),
+                )
+            )
+    return errors
+
+
+def parse_vcard(vcard: str | None, fallback_name: str | None = None) -> ContactCard:
+    """Name and phones of a vCard; a phone is its ``waid`` when present, else the number's digits."""
+    name, family_given, phones = None, None, []
+    for line in (vcard or "").replace("\r\n ", "").replace("\n ", "").splitlines():
+        head, sep, value = line.partition(":")
+        if not sep:
+            continue
+        prop, *params = head.split(";")
+        prop = prop.rsplit(".", 1)[-1].upper()  # item1.TEL -> TEL
+        if prop == "FN":
+            name = value.strip() or name
+        elif prop == "N":
+            family_given = " ".join(p for p in reversed(value.split(";")[:2]) if p).strip() or None
+        elif prop == "TEL":
+            waid = next((p.split("=", 1)[1] for p in params if p.lower().startswith("waid=")), None)
+            phone = phone_digits(waid) or phone_digits(value)
+            if phone and phone not in phones:
+                phones.append(phone)
+    return ContactCard(name=name or fallback_name or family_given, phones=tuple(phones))

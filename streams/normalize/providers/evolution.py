@@ -1,0 +1,223 @@
+"""Evolution API (v2, Baileys) webhooks -> wa.messages events.
+
+One POST is one event: ``messages.upsert`` / ``send.message`` (a message, inbound or with
+``key.fromMe`` the business's own), ``messages.update`` (a receipt, no timestamp of its
+own: the envelope's ``date_time`` stands in), ``messages.delete``. Baileys wraps content
+(``ephemeralMessage``, ``viewOnceMessage*``, ``documentWithCaptionMessage``,
+``editedMessage``) and signals deletions and edits as ``protocolMessage``. The channel is
+the ``instance`` name. Other events (connection, contacts, chats) yield no events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from contracts.ids import normalise_jid, phone_digits, sha256_hex
+from contracts.messages import LinkPreview, Location, MediaRef, MessageEvent
+from contracts.raw import RawDelivery
+from streams.normalize.errors import UnparseableDelivery
+from streams.normalize.providers.common import (
+    Author,
+    Chat,
+    Content,
+    Json,
+    Source,
+    as_float,
+    as_int,
+    as_str,
+    load_body,
+    parse_vcard,
+    when,
+)
+
+PROVIDER = "evolution"
+MESSAGE_EVENTS = ("messages.upsert", "send.message", "messages.edited")
+
+_WRAPPERS = (
+    "ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension",
+    "documentWithCaptionMessage", "editedMessage",
+)  # fmt: skip
+_NOT_CONTENT = {"messageContextInfo", "senderKeyDistributionMessage", "base64", "mediaUrl"}
+_MEDIA = {
+    "imageMessage": "image", "videoMessage": "video", "audioMessage": "audio",
+    "documentMessage": "document", "stickerMessage": "sticker",
+}  # fmt: skip
+# Baileys' WebMessageInfo.Status, by name (v2) and by number (v1).
+_STATUSES: dict[Any, str] = {
+    "ERROR": "failed", "PENDING": "pending", "SERVER_ACK": "sent", "DELIVERY_ACK": "delivered",
+    "READ": "read", "PLAYED": "played",
+    0: "failed", 1: "pending", 2: "sent", 3: "delivered", 4: "read", 5: "played",
+}  # fmt: skip
+_REVOKE, _EDIT = ("REVOKE", 0), ("MESSAGE_EDIT", 14)
+
+
+def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = frozenset()) -> list[MessageEvent]:
+    body = load_body(delivery)
+    if not isinstance(body, dict) or not isinstance(body.get("event"), str) or "data" not in body:
+        raise UnparseableDelivery("not an Evolution webhook: no event and data")
+    channel = as_str(body.get("instance")) or delivery.channel
+    if not channel:
+        raise UnparseableDelivery("Evolution webhook without instance")
+    source = Source(PROVIDER, channel, delivery)
+    event = body["event"].lower().replace("_", ".")
+    fallback = when(body.get("date_time"), delivery.received_at)
+    business = normalise_jid(body["sender"]).chat_id if body.get("sender") else None
+    items = body["data"] if isinstance(body["data"], list) else [body["data"]]
+    if event in MESSAGE_EVENTS:
+        return [_message(source, item, business, business_numbers, fallback) for item in items]
+    if event == "messages.update":
+        return [_update(source, item, fallback) for item in items]
+    if event == "messages.delete":
+        return [_delete(source, item, fallback) for item in items]
+    return []
+
+
+def _chat_jid(key: Json) -> str:
+    """The chat's address; an @lid chat uses its phone form when Evolution gives one, so a
+    contact keeps one chat whether or not a delivery carries the lid."""
+    remote = key["remoteJid"]
+    alt = key.get("remoteJidAlt") or key.get("senderPn")
+    return alt if alt and normalise_jid(remote).is_lid else remote
+
+
+def _message(
+    source: Source, data: Json, business: str | None, ours: Collection[str], fallback: datetime
+) -> MessageEvent:
+    key, message = data["key"], data.get("message") or {}
+    pmid, jid = key["id"], _chat_jid(key)
+    group = normalise_jid(jid).is_group
+    participant = key.get("participantAlt") or key.get("participant")
+    outbound = bool(key["fromMe"]) if "fromMe" in key else phone_digits(participant or jid) in ours
+    if outbound:
+        sender = business
+    else:
+        sender = normalise_jid(participant).chat_id if group and participant else normalise_jid(jid).chat_id
+    name = as_str(data.get("pushName"))
+    chat = Chat.from_jid(jid, contact_name=None if outbound else name)
+    author = Author(outbound, sender, name)
+    occurred_at = when(_timestamp(data.get("messageTimestamp")), fallback)
+    raw = {**data, "message": {k: v for k, v in message.items() if k != "base64"}} if "base64" in message else data
+    kind, part = _unwrap(message, data.get("messageType"))
+    if kind == "reactionMessage":
+        target, emoji = part["key"]["id"], part.get("text")
+        return source.reaction(chat, author, occurred_at, target=target, emoji=emoji, raw=raw, provider_message_id=pmid)
+    if kind == "protocolMessage" and (part.get("type") in _REVOKE or part.get("type") in _EDIT):
+        target = part["key"]["id"]
+        if part["type"] in _REVOKE:
+            return source.deleted(chat, author, occurred_at, target=target, raw=raw, provider_message_id=pmid)
+        new_text = _text_of(part.get("editedMessage") or {})
+        return source.edited(
+            chat, author, occurred_at, target=target, new_text=new_text, raw=raw, provider_message_id=pmid
+        )
+    content = _content(kind, part, message)
+    if content is None:
+        provider_type = f"protocolMessage:{part.get('type')}" if kind == "protocolMessage" else kind
+        return source.unsupported(
+            chat, author, occurred_at, provider_type=provider_type, provider_message_id=pmid, raw=raw
+        )
+    context = (part.get("contextInfo") if isinstance(part, dict) else None) or data.get("contextInfo") or {}
+    return source.message(
+        chat, author, pmid, occurred_at, content, raw=raw,
+        reply_to=as_str(context.get("stanzaId")), forwarded=bool(context.get("isForwarded")),
+    )  # fmt: skip
+
+
+def _timestamp(value: Any) -> Any:
+    if isinstance(value, dict):  # a protobuf Long: {"low": ..., "high": ..., "unsigned": ...}
+        return (value.get("high", 0) << 32) + (value.get("low", 0) & 0xFFFFFFFF)
+    return value
+
+
+def _unwrap(message: Json, hint: str | None) -> tuple[str, Any]:
+    """The content key and part of a Baileys message, wrappers removed."""
+    while True:
+        keys = [k for k in message if k not in _NOT_CONTENT]
+        kind = hint if hint in keys else (keys[0] if keys else "unknown")
+        part = message.get(kind)
+        if kind in _WRAPPERS and isinstance(part, dict) and isinstance(part.get("message"), dict):
+            message, hint = part["message"], None
+            continue
+        return kind, part
+
+
+def _text_of(message: Json) -> str | None:
+    kind, part = _unwrap(message, None)
+    if kind == "conversation":
+        return as_str(part)
+    if isinstance(part, dict):
+        return as_str(part.get("text") or part.get("caption"))
+    return None
+
+
+def _content(kind: str, part: Any, message: Json) -> Content | None:
+    if kind == "conversation" and isinstance(part, str):
+        return Content("text", text=part)
+    if not isinstance(part, dict):
+        return None
+    if kind == "extendedTextMessage":
+        url = as_str(part.get("matchedText") or part.get("canonicalUrl"))
+        if url and (part.get("title") or part.get("description")):
+            link = LinkPreview(url=url, title=as_str(part.get("title")), description=as_str(part.get("description")))
+            return Content("link_preview", text=as_str(part.get("text")), link=link)
+        return Content("text", text=as_str(part.get("text")))
+    if kind in _MEDIA:
+        voice = kind == "audioMessage" and part.get("ptt") is True
+        media = _media(part, voice, url=as_str(message.get("mediaUrl")), inline="base64" in message)
+        return Content("voice" if voice else _MEDIA[kind], caption=as_str(part.get("caption")), media=media)
+    if kind in ("locationMessage", "liveLocationMessage"):
+        location = Location(
+            latitude=part["degreesLatitude"],
+            longitude=part["degreesLongitude"],
+            name=as_str(part.get("name")),
+            address=as_str(part.get("address")),
+        )
+        return Content("location", location=location)
+    if kind == "contactMessage":
+        return Content("contact", contacts=(parse_vcard(part.get("vcard"), as_str(part.get("displayName"))),))
+    if kind == "contactsArrayMessage":
+        cards = tuple(parse_vcard(c.get("vcard"), as_str(c.get("displayName"))) for c in part.get("contacts") or [])
+        return Content("contact", contacts=cards)
+    return None
+
+
+def _media(part: Json, voice: bool, *, url: str | None, inline: bool) -> MediaRef:
+    """``url`` is Evolution's plaintext copy (S3 on) when present; ``part.url`` is WhatsApp-encrypted."""
+    return MediaRef(
+        url=url or as_str(part.get("url")),
+        mime_type=as_str(part.get("mimetype")),
+        size_bytes=as_int(part.get("fileLength")),
+        sha256=sha256_hex(part.get("fileSha256")),
+        filename=as_str(part.get("fileName") or part.get("title")),
+        voice=voice,
+        duration_seconds=as_float(part.get("seconds")),
+        width=as_int(part.get("width")),
+        height=as_int(part.get("height")),
+        page_count=as_int(part.get("pageCount")),
+        animated=part.get("isAnimated") if isinstance(part.get("isAnimated"), bool) else None,
+        inline_base64=inline,
+    )
+
+
+def _update(source: Source, data: Json, fallback: datetime) -> MessageEvent:
+    """A receipt: v2 sends ``{keyId, remoteJid, fromMe, status}``, v1 ``{key: {...}, update: {status}}``."""
+    key = data.get("key") or {"id": data.get("keyId"), "remoteJid": data.get("remoteJid"), "fromMe": data.get("fromMe")}
+    status = (data.get("update") or {}).get("status", data.get("status"))
+    target, outbound = key["id"], bool(key.get("fromMe"))
+    if not target:
+        raise UnparseableDelivery("Evolution messages.update without a message key id")
+    chat = Chat.from_jid(_chat_jid(key))
+    if status == "DELETED":
+        return source.deleted(chat, Author(outbound), fallback, target=target, raw=data)
+    if status not in _STATUSES:
+        return source.unsupported(
+            chat, Author(outbound), fallback, provider_type=f"status:{status}", key=target, raw=data
+        )
+    return source.status(chat, fallback, target=target, status=_STATUSES[status], raw=data, outbound=outbound)  # type: ignore[arg-type]
+
+
+def _delete(source: Source, data: Json, fallback: datetime) -> MessageEvent:
+    key = data.get("key") or data
+    chat = Chat.from_jid(_chat_jid(key))
+    return source.deleted(chat, Author(bool(key.get("fromMe"))), fallback, target=key["id"], raw=data)

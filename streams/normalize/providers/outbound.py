@@ -1,0 +1,56 @@
+"""Ingest's outbound endpoint (``provider: "outbound"`` deliveries) -> ``MessageSent``.
+
+The body is one ``contracts.outbound.OutboundMessage`` (or a JSON list of them). The event
+is attributed to the provider the message was sent through, so its ids match that
+provider's later statuses, reactions and echoes of the same message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from pydantic import ValidationError
+
+from contracts.ids import sha256_hex
+from contracts.messages import MessageEvent
+from contracts.outbound import OutboundMessage
+from contracts.raw import RawDelivery
+from streams.normalize.errors import UnparseableDelivery
+from streams.normalize.providers.common import Author, Chat, Content, Source, load_body
+
+PROVIDER = "outbound"
+
+
+def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = frozenset()) -> list[MessageEvent]:
+    body = load_body(delivery)
+    items = body if isinstance(body, list) else [body]
+    try:
+        sends = [OutboundMessage.model_validate(item) for item in items]
+    except ValidationError as exc:
+        raise UnparseableDelivery(f"not an outbound message: {exc}") from exc
+    return [_sent(delivery, send, raw) for send, raw in zip(sends, items, strict=True)]
+
+
+def _sent(delivery: RawDelivery, send: OutboundMessage, raw: dict) -> MessageEvent:
+    source = Source(send.provider, send.channel_id, delivery)
+    if send.is_group and "@" not in send.chat_id:  # a Meta group_id is not a JID
+        chat = Chat(send.chat_id, is_group=True, group_name=send.group_name)
+    else:
+        chat = Chat.from_jid(send.chat_id, group_name=send.group_name, contact_name=send.contact_name)
+    media = send.media
+    if media is not None and media.sha256:
+        media = media.model_copy(update={"sha256": sha256_hex(media.sha256)})
+    content = Content(
+        send.type,
+        text=send.text,
+        caption=send.caption,
+        media=media,
+        location=send.location,
+        contacts=send.contacts,
+        link=send.link,
+    )
+    author = Author(outbound=True, sender_id=send.sender_id, sender_name=send.sender_name)
+    return source.message(
+        chat, author, send.provider_message_id, send.sent_at, content,
+        raw=raw, reply_to=send.reply_to_provider_message_id, origin=send.origin,
+    )  # fmt: skip
