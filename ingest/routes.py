@@ -15,7 +15,8 @@ from ingest.service import IngestService
 router = APIRouter()
 
 
-def get_service(request: Request) -> IngestService:
+async def get_service(request: Request) -> IngestService:
+    """Async on purpose: FastAPI runs sync dependencies in a thread pool."""
     return request.app.state.service
 
 

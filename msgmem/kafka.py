@@ -45,6 +45,10 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": settings.kafka_producer_linger_ms,
+        # One chat's (or channel's) records share a partition, and aiokafka keeps one batch in
+        # flight per partition: a batch must hold every record waiting meanwhile. 16 KiB (the
+        # default) caps a partition at ~25 webhooks per broker round trip.
+        "max_batch_size": 1024 * 1024,
         "max_request_size": RAW_MAX_MESSAGE_BYTES + 1024 * 1024,
     }
 

@@ -127,7 +127,7 @@ class LocalKafka:
     def _java(self, main: str, *args: str) -> list[str]:
         log_cfg = self.data_dir / "log4j2.yaml"
         return [
-            "java", f"-Xms128m", f"-Xmx{self._heap}", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
+            "java", f"-Xms128m", f"-Xmx{self._heap}", "-XX:+UseG1GC",
             "-Xshare:auto", "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log_cfg}",
             "-cp", f"{self.libs}/*", main, *args,
         ]
