@@ -7,10 +7,12 @@ Every field is read from the environment (upper-case name) or from ``.env``;
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Environment(StrEnum):
@@ -66,6 +68,38 @@ class Settings(BaseSettings):
     meta_app_secret: SecretStr | None = None
     meta_verify_token: SecretStr | None = None
     evolution_api_key: SecretStr | None = None
+
+    # Normalize stage
+    opt_out_keywords: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    opt_in_keywords: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    business_numbers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Stream stages (faust)
+    stage_max_attempts: int = Field(3, ge=1)
+    stage_retry_min_seconds: float = Field(1.0, ge=0)
+    stage_retry_max_seconds: float = Field(8.0, ge=0)
+    stage_web_port: int = Field(0, ge=0)
+
+    # Projector
+    projector_batch_size: int = Field(2000, ge=1)
+    projector_batch_timeout_ms: int = Field(200, ge=1)
+    deleted_messages: Literal["keep", "redact"] = "keep"
+    users_table: str | None = None
+
+    @field_validator("opt_out_keywords", "opt_in_keywords", "business_numbers", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("users_table")
+    @classmethod
+    def _qualified_identifier(cls, value: str | None) -> str | None:
+        """Interpolated into SQL, so only a plain (optionally schema-qualified) identifier."""
+        if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", value):
+            raise ValueError("USERS_TABLE must be a table name like users or public.users")
+        return value or None
 
     @field_validator("state_dir", "cache_dir")
     @classmethod

@@ -1,0 +1,71 @@
+"""wa.deadletter: inputs a stage could not process after its retries, kept whole.
+
+A dead letter holds the failed record's coordinates (topic, partition, offset), its key,
+value and headers exactly as read (base64), the error and the attempts made, so
+`msgmem dlq retry` can run the stage again on the original input. Keyed by stage.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Literal
+
+import orjson
+from pydantic import AwareDatetime
+
+from contracts.envelope import Frozen
+
+TOPIC = "wa.deadletter"
+SCHEMA_VERSION = 1
+
+
+class DeadLettered(Frozen):
+    type: Literal["dead_lettered"] = "dead_lettered"
+    schema_version: int = SCHEMA_VERSION
+    dead_letter_id: str  # "stage:topic:partition:offset", so a re-run of the same failure is one letter
+    stage: str
+    topic: str
+    partition: int
+    offset: int
+    key_b64: str | None
+    value_b64: str
+    headers: list[tuple[str, str]]  # header name, base64 value
+    error_type: str
+    error: str
+    attempts: int
+    failed_at: AwareDatetime
+
+    @classmethod
+    def of(
+        cls, stage: str, *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+        headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], error: BaseException, attempts: int,
+    ) -> "DeadLettered":
+        return cls(
+            dead_letter_id=f"{stage}:{topic}:{partition}:{offset}",
+            stage=stage, topic=topic, partition=partition, offset=offset,
+            key_b64=base64.b64encode(key).decode() if key is not None else None,
+            value_b64=base64.b64encode(value or b"").decode(),
+            headers=[(name, base64.b64encode(raw or b"").decode()) for name, raw in headers],
+            error_type=type(error).__name__, error=str(error)[:4000], attempts=attempts,
+            failed_at=datetime.now(UTC),
+        )
+
+    @property
+    def key(self) -> bytes | None:
+        return base64.b64decode(self.key_b64) if self.key_b64 is not None else None
+
+    @property
+    def value(self) -> bytes:
+        return base64.b64decode(self.value_b64)
+
+    @property
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        return [(name, base64.b64decode(raw)) for name, raw in self.headers]
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def decode(cls, data: bytes) -> "DeadLettered":
+        return cls.model_validate_json(data)
