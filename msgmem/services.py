@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from contracts.settings import Settings
+
 
 @dataclass(frozen=True)
 class Service:
@@ -21,7 +23,23 @@ class Service:
     def argv(self) -> list[str]:
         return [sys.executable, "-m", self.module]
 
+    def env(self, settings: Settings) -> dict[str, str]:
+        """The variables that point a child at the stack ``settings`` describes."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "DATABASE_URL": settings.database_url,
+            "PYTHONUNBUFFERED": "1",
+        }
+
+
+def by_name(name: str) -> Service:
+    for service in SERVICES:
+        if service.name == name:
+            return service
+    raise KeyError(f"no service named {name!r}")
+
 
 SERVICES: tuple[Service, ...] = (
     Service("ingest", "ingest", r"Application startup complete", "verified webhooks appended to wa.raw"),
+    Service("normalize", "streams.normalize", r"\[\^Worker\]: Ready", "wa.raw deliveries to wa.messages events"),
 )

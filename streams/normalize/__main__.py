@@ -1,0 +1,3 @@
+from streams.normalize.main import main
+
+main()

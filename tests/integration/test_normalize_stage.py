@@ -1,0 +1,82 @@
+"""The normalize worker (a real Faust process) turns wa.raw deliveries into wa.messages
+events and sends an unreadable delivery to wa.deadletter while the rest keeps flowing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from contracts import deadletter, messages, raw
+from contracts.deadletter import DeadLettered
+from contracts.raw import RawDelivery
+from contracts.settings import Settings
+from msgmem.kafka import end_offsets, make_producer, read_range
+from tests.conftest import FIXTURES
+from tests.services import running
+
+pytestmark = pytest.mark.integration
+
+
+async def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await predicate()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.2)
+
+
+async def read_all(settings: Settings, topic: str, start):  # type: ignore[no-untyped-def]
+    return await read_range(settings, topic, start, await end_offsets(settings, topic))
+
+
+async def test_deliveries_become_events_and_poison_goes_to_the_dead_letter_topic(
+    settings: Settings, tmp_path: Path
+) -> None:
+    start_messages = await end_offsets(settings, messages.TOPIC)
+    start_dead = await end_offsets(settings, deadletter.TOPIC)
+    batch = RawDelivery(
+        delivery_id=str(uuid.uuid4()), provider="meta", received_at=datetime.now(UTC),
+        body=(FIXTURES / "webhooks" / "meta_cloud" / "batch.json").read_bytes(),
+    )
+    poison = RawDelivery(
+        delivery_id=str(uuid.uuid4()), provider="whapi", channel="poison", received_at=datetime.now(UTC),
+        body=b"this is not json",
+    )
+    after = RawDelivery(
+        delivery_id=str(uuid.uuid4()), provider="whapi", channel="poison", received_at=datetime.now(UTC),
+        body=(FIXTURES / "webhooks" / "whapi" / "text.json").read_bytes(),
+    )
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for d in (batch, poison, after):  # poison and after share a key, so a partition
+            await producer.send_and_wait(raw.TOPIC, d.body, key=d.key, headers=d.kafka_headers())
+    finally:
+        await producer.stop()
+
+    with running("normalize", settings, tmp_path):
+
+        async def events() -> list[messages.MessageEvent]:
+            records = await read_all(settings, messages.TOPIC, start_messages)
+            found = [messages.decode_event(r.value) for r in records]
+            mine = [e for e in found if e.delivery_id in {batch.delivery_id, after.delivery_id}]
+            return mine if any(e.delivery_id == after.delivery_id for e in mine) else []
+
+        found = await wait_for(events)
+        dead_records = await wait_for(lambda: read_all(settings, deadletter.TOPIC, start_dead))
+
+    from_batch = [e for e in found if e.delivery_id == batch.delivery_id]
+    assert {e.type for e in from_batch} >= {"message_received", "status_updated"}
+    assert len(from_batch) >= 4  # three messages and a status in one Meta delivery
+    for event in found:
+        assert event.chat_key.startswith(f"{event.provider}:")
+    [letter] = [DeadLettered.decode(r.value) for r in dead_records if r.key == b"normalize"][-1:]
+    assert letter.stage == "normalize" and letter.topic == raw.TOPIC and letter.value == b"this is not json"
+    assert letter.error_type == "UnparseableDelivery" and letter.attempts == 1
