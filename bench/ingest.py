@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -40,8 +43,15 @@ HEADERS = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json
 
 
 def bare_app() -> FastAPI:
-    """The floor: same framework and server, parses the JSON, writes nothing."""
-    app = FastAPI()
+    """The floor: same framework and server, parses the JSON, writes nothing. Its GC is
+    frozen after start-up like ingest's, so the comparison is like for like."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        gc.freeze()
+        yield
+
+    app = FastAPI(lifespan=lifespan)
 
     @app.post("/webhooks/whapi")
     async def receive(request: Request) -> JSONResponse:
@@ -138,6 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--linger-ms", type=int, default=None, help="override KAFKA_PRODUCER_LINGER_MS for ingest")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=20)
@@ -163,9 +174,10 @@ def main() -> None:
         ingest_port, bare_port = free_port(), free_port()
         env = env_with({
             "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "INGEST_PORT": str(ingest_port),
-            "WHAPI_TOKEN": TOKEN, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
-        })
+            "WHAPI_TOKEN": TOKEN, "PYTHONPATH": str(ROOT),
+        } | ({"KAFKA_PRODUCER_LINGER_MS": str(args.linger_ms)} if args.linger_ms is not None else {}))
         env["LOG_LEVEL"] = "INFO"  # uvicorn announces start-up at INFO
+        print(f"ingest producer linger: {env.get('KAFKA_PRODUCER_LINGER_MS', settings.kafka_producer_linger_ms)} ms")
         children.append(start_server("ingest", [sys.executable, "-m", "ingest"], env, work / "ingest.log"))
         children.append(start_server(
             "bare", [sys.executable, __file__, "--serve-bare", str(bare_port)], env, work / "bare.log"

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_client_id: str = "msgmem"
     kafka_replication_factor: int = Field(1, ge=1)
-    kafka_producer_linger_ms: int = Field(5, ge=0)
+    kafka_producer_linger_ms: int = Field(1, ge=0)
     kafka_request_timeout_ms: int = Field(10_000, ge=1_000)
 
     # Postgres / Supabase

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts.settings import Settings
 from ingest.errors import BrokerUnavailable, IngestError
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher, Publisher
-from ingest.routes import router
+from ingest.routes import DELIVERY_ROUTES, router
 from ingest.service import IngestService
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAPI:
-    """The ingest app. ``publisher`` defaults to Kafka; tests of HTTP edges may pass a fake."""
+def create_app(settings: Settings, publisher: Publisher | None = None, *, freeze_gc: bool = False) -> FastAPI:
+    """The ingest app. ``publisher`` defaults to Kafka; tests of HTTP edges may pass a fake.
+
+    ``freeze_gc`` (the service process sets it) moves everything alive after start-up into
+    the garbage collector's permanent generation. Every full collection otherwise re-scans
+    the whole framework graph; measured here that cost a third of the throughput and
+    tripled p99.
+    """
     metrics = IngestMetrics()
 
     @asynccontextmanager
@@ -30,12 +36,15 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAP
         app.state.service = IngestService(settings, chosen, metrics)
         _warn_unconfigured(settings)
         await chosen.start()
+        if freeze_gc:
+            gc.freeze()
         try:
             yield
         finally:
             await chosen.stop()
 
     app = FastAPI(title="Message Memory ingest", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.router.routes.extend(DELIVERY_ROUTES)
     app.include_router(router)
 
     @app.exception_handler(IngestError)
@@ -45,23 +54,7 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAP
             headers["Retry-After"] = str(settings.ingest_retry_after_seconds)
         return JSONResponse({"error": exc.outcome, "reason": exc.reason}, status_code=exc.status_code, headers=headers)
 
-    app.add_middleware(InFlight, metrics=metrics)
     return app
-
-
-class InFlight:
-    """Counts requests in flight (plain ASGI: no per-request task like BaseHTTPMiddleware)."""
-
-    def __init__(self, app: ASGIApp, metrics: IngestMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        with self.metrics.in_flight.track_inprogress():
-            await self.app(scope, receive, send)
 
 
 def _warn_unconfigured(settings: Settings) -> None:
