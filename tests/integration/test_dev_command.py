@@ -101,6 +101,13 @@ async def test_dev_comes_up_and_stops_everything_on_ctrl_c(tmp_path: Path) -> No
         finally:
             await admin.close()
 
+        fixture = Path(__file__).parents[1] / "fixtures" / "webhooks" / "meta_cloud" / "text.json"
+        sent = subprocess.run(
+            [sys.executable, "-m", "msgmem.cli", "send", str(fixture), "--provider", "meta"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )
+        assert sent.returncode == 0 and sent.stdout.startswith("200 "), sent.stdout + sent.stderr
+
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0, lines.tail()
     finally:
