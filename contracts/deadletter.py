@@ -2,17 +2,19 @@
 
 A dead letter holds the failed record's coordinates (topic, partition, offset), its key,
 value and headers exactly as read (base64), the error and the attempts made, so
-`msgmem dlq retry` can run the stage again on the original input. Keyed by stage.
+`msgmem dlq retry` can run the stage again on the original input. When a retry succeeds
+a ``DeadLetterRetried`` marker follows on the same topic, so it is not retried twice.
+Keyed by stage, so a stage's letters and markers stay in order.
 """
 
 from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import orjson
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field, TypeAdapter, ValidationError
 
 from contracts.envelope import Frozen
 
@@ -69,3 +71,29 @@ class DeadLettered(Frozen):
     @classmethod
     def decode(cls, data: bytes) -> "DeadLettered":
         return cls.model_validate_json(data)
+
+
+class DeadLetterRetried(Frozen):
+    """A dead letter whose stage succeeded on a retry."""
+
+    type: Literal["dead_letter_retried"] = "dead_letter_retried"
+    schema_version: int = SCHEMA_VERSION
+    dead_letter_id: str
+    stage: str
+    outputs: int
+    retried_at: AwareDatetime
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+DeadLetterEvent = Annotated[DeadLettered | DeadLetterRetried, Field(discriminator="type")]
+_ADAPTER: TypeAdapter[DeadLettered | DeadLetterRetried] = TypeAdapter(DeadLetterEvent)
+
+
+def decode(data: bytes) -> DeadLettered | DeadLetterRetried:
+    """Raises ``ValueError`` on bytes that are neither."""
+    try:
+        return _ADAPTER.validate_json(data)
+    except ValidationError as exc:
+        raise ValueError(f"not a wa.deadletter event: {exc}") from exc

@@ -4,6 +4,8 @@
     msgmem migrate    apply migrations/*.sql to DATABASE_URL
     msgmem topics     create the declared Kafka topics that are missing
     msgmem send       post fixture webhook files to a running ingest, signed as the provider would
+    msgmem dlq        list, show or retry dead letters
+    msgmem status     lag per stage and partition, dead-letter depth, newest row per table
 """
 
 from __future__ import annotations
@@ -63,6 +65,70 @@ def _cmd_send(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
 
+def _args_dlq(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("list", "show", "retry"))
+    parser.add_argument("--stage", help="only this stage's letters")
+    parser.add_argument("--id", dest="ids", action="append", default=[], help="a dead letter id (repeatable)")
+    parser.add_argument("--all", action="store_true", help="list: include retried letters; retry: every open letter")
+
+
+def _cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from msgmem.dlq import load, retry, select
+
+    letters = asyncio.run(load(settings))
+    if args.action == "list":
+        shown = [x for x in letters.values() if (args.all or x.open) and (args.stage in (None, x.letter.stage))]
+        print(f"{'id':<44} {'stage':<11} {'state':<8} {'age':>8}  error")
+        for x in shown:
+            state = "open" if x.open else "retried"
+            print(f"{x.letter.dead_letter_id:<44} {x.letter.stage:<11} {state:<8} {_age(x.age_seconds):>8}  "
+                  f"{x.letter.error_type}: {x.letter.error[:80]}")
+        print(f"{sum(x.open for x in letters.values())} open, {sum(not x.open for x in letters.values())} retried")
+        return 0
+    if args.action == "show":
+        for letter_id in args.ids:
+            x = letters.get(letter_id)
+            if x is None:
+                print(f"no dead letter {letter_id}", file=sys.stderr)
+                return 1
+            view = x.letter.model_dump(mode="json", exclude={"value_b64"})
+            view |= {"value": x.letter.value.decode("utf-8", "replace")[:4000], "failures": x.failures,
+                     "retried": x.retried.model_dump(mode="json") if x.retried else None}
+            print(json.dumps(view, indent=2))
+        return 0
+    chosen = select(letters, stage=args.stage, ids=args.ids, everything=args.all)
+    if not chosen:
+        print("nothing to retry (name letters with --id, or --all)")
+        return 0
+    results = asyncio.run(retry(settings, chosen))
+    for result in results:
+        print(f"{'ok    ' if result.ok else 'failed'} {result.dead_letter_id}  {result.detail}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _args_status(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from msgmem.status import collect, render
+
+    status = asyncio.run(collect(settings))
+    print(json.dumps(status.as_json(), indent=2) if args.json else render(status))
+    return 0
+
+
 def _no_args(_parser: argparse.ArgumentParser) -> None:
     return None
 
@@ -74,6 +140,8 @@ COMMANDS: dict[str, Command] = {
     "migrate": ("apply migrations/*.sql to DATABASE_URL, once each", _no_args, _cmd_migrate),
     "topics": ("create the declared Kafka topics that are missing", _no_args, _cmd_topics),
     "send": ("post webhook files to a running ingest, signed as the provider would", _args_send, _cmd_send),
+    "dlq": ("list, show or retry dead letters (wa.deadletter)", _args_dlq, _cmd_dlq),
+    "status": ("lag per stage and partition, dead-letter depth, newest row per table", _args_status, _cmd_status),
 }
 
 

@@ -19,6 +19,12 @@ class Service:
     module: str
     ready_pattern: str
     description: str
+    #: The consumer group and input topics, for `msgmem status` (None: not a consumer).
+    group: str | None = None
+    inputs: tuple[str, ...] = ()
+    #: Where the consumed offsets live: Kafka's group offsets, or projection_offsets rows
+    #: (projections commit them with their rows) under this projection name.
+    projection: str | None = None
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", self.module]
@@ -41,5 +47,8 @@ def by_name(name: str) -> Service:
 
 SERVICES: tuple[Service, ...] = (
     Service("ingest", "ingest", r"Application startup complete", "verified webhooks appended to wa.raw"),
-    Service("normalize", "streams.normalize", r"\[\^Worker\]: Ready", "wa.raw deliveries to wa.messages events"),
+    Service(
+        "normalize", "streams.normalize", r"\[\^Worker\]: Ready", "wa.raw deliveries to wa.messages events",
+        group="msgmem-normalize", inputs=("wa.raw",),
+    ),
 )

@@ -1,0 +1,99 @@
+"""`msgmem dlq list|show|retry`: working the dead-letter topic.
+
+The topic is read whole and folded: a letter is open until a ``DeadLetterRetried`` marker
+with its id follows. Retry runs the stage's own handler on the original record (key,
+value, headers as read), writes its outputs with the project's durable producer, then the
+marker; a letter that fails again stays open and its new error is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from contracts import deadletter
+from contracts.deadletter import DeadLettered, DeadLetterRetried
+from contracts.settings import Settings
+from msgmem.kafka import end_offsets, read_range
+from msgmem.stages import handler_for
+from streams.common.outputs import KafkaOutputs
+from streams.common.records import InputRecord, Output
+
+
+@dataclass
+class Letter:
+    letter: DeadLettered
+    retried: DeadLetterRetried | None = None
+    failures: int = 1  # how many times this input was dead-lettered
+
+    @property
+    def open(self) -> bool:
+        return self.retried is None
+
+    @property
+    def age_seconds(self) -> float:
+        return (datetime.now(UTC) - self.letter.failed_at).total_seconds()
+
+
+def fold(events: Sequence[DeadLettered | DeadLetterRetried]) -> dict[str, Letter]:
+    """Pure: the latest state of every letter, by id, in topic order."""
+    letters: dict[str, Letter] = {}
+    for event in events:
+        if isinstance(event, DeadLettered):
+            previous = letters.get(event.dead_letter_id)
+            letters[event.dead_letter_id] = Letter(event, failures=(previous.failures + 1) if previous else 1)
+        elif event.dead_letter_id in letters:
+            letters[event.dead_letter_id].retried = event
+    return letters
+
+
+async def load(settings: Settings) -> dict[str, Letter]:
+    records = await read_range(settings, deadletter.TOPIC, {}, await end_offsets(settings, deadletter.TOPIC))
+    events = []
+    for record in records:
+        try:
+            events.append(deadletter.decode(record.value))
+        except ValueError:
+            continue  # not ours (someone wrote to the topic by hand): nothing to retry
+    return fold(events)
+
+
+def select(letters: dict[str, Letter], *, stage: str | None, ids: Sequence[str], everything: bool) -> list[Letter]:
+    chosen = [letters[i] for i in ids if i in letters] if ids else list(letters.values()) if everything else []
+    return [x for x in chosen if x.open and (stage is None or x.letter.stage == stage)]
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    dead_letter_id: str
+    ok: bool
+    detail: str
+
+
+async def retry(settings: Settings, letters: Sequence[Letter]) -> list[RetryResult]:
+    results: list[RetryResult] = []
+    if not letters:
+        return results
+    writer = await KafkaOutputs.start(settings)
+    try:
+        for item in letters:
+            letter = item.letter
+            record = InputRecord(
+                topic=letter.topic, partition=letter.partition, offset=letter.offset,
+                key=letter.key, value=letter.value, headers=tuple(letter.kafka_headers),
+            )
+            try:
+                outputs = await handler_for(letter.stage, settings)(record)
+            except Exception as exc:  # noqa: BLE001 - reported; the letter stays open
+                results.append(RetryResult(letter.dead_letter_id, False, f"{type(exc).__name__}: {exc}"))
+                continue
+            marker = DeadLetterRetried(
+                dead_letter_id=letter.dead_letter_id, stage=letter.stage, outputs=len(outputs),
+                retried_at=datetime.now(UTC),
+            )
+            await writer.write([*outputs, Output(deadletter.TOPIC, letter.stage.encode(), marker.encode())])
+            results.append(RetryResult(letter.dead_letter_id, True, f"{len(outputs)} output(s) written"))
+    finally:
+        await writer.stop()
+    return results

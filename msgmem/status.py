@@ -1,0 +1,110 @@
+"""`msgmem status`: where every stage is in its input, how deep the dead-letter topic is,
+and how fresh each table is. Read-only; safe against production."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
+
+from contracts.settings import Settings
+from msgmem.dlq import load as load_letters
+from msgmem.kafka import connection_config, end_offsets
+from msgmem.services import SERVICES
+
+TABLE_CLOCKS = {
+    "chats": "updated_at",
+    "chat_messages": "updated_at",
+    "chat_media": "updated_at",
+    "message_embeddings": "created_at",
+}
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    stage: str
+    topic: str
+    partition: int
+    committed: int | None
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return self.end - (self.committed or 0)
+
+
+@dataclass(frozen=True)
+class Status:
+    partitions: list[PartitionLag]
+    dead_letters_open: int
+    dead_letters_total: int
+    newest_rows: dict[str, datetime | None]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "partitions": [asdict(p) | {"lag": p.lag} for p in self.partitions],
+            "lag_by_stage": self.lag_by_stage(),
+            "dead_letters": {"open": self.dead_letters_open, "total": self.dead_letters_total},
+            "newest_rows": {t: v.isoformat() if v else None for t, v in self.newest_rows.items()},
+        }
+
+    def lag_by_stage(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for p in self.partitions:
+            totals[p.stage] = totals.get(p.stage, 0) + p.lag
+        return totals
+
+
+async def _kafka_committed(settings: Settings, group: str) -> dict[tuple[str, int], int]:
+    admin = AIOKafkaAdminClient(**connection_config(settings))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+async def _postgres_committed(conn: asyncpg.Connection, projection: str) -> dict[tuple[str, int], int]:
+    rows = await conn.fetch(
+        "select topic, partition, next_offset from projection_offsets where projection = $1", projection
+    )
+    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+async def collect(settings: Settings) -> Status:
+    conn = await asyncpg.connect(settings.database_url, statement_cache_size=settings.statement_cache_size)
+    try:
+        ends = {topic: await end_offsets(settings, topic) for s in SERVICES for topic in s.inputs}
+        partitions: list[PartitionLag] = []
+        for service in SERVICES:
+            if service.group is None:
+                continue
+            committed = (
+                await _postgres_committed(conn, service.projection) if service.projection
+                else await _kafka_committed(settings, service.group)
+            )
+            for topic in service.inputs:
+                for tp, end in sorted(ends[topic].items(), key=lambda item: item[0].partition):
+                    partitions.append(PartitionLag(service.name, topic, tp.partition, committed.get((topic, tp.partition)), end))
+        newest = {table: await conn.fetchval(f"select max({column}) from {table}") for table, column in TABLE_CLOCKS.items()}
+    finally:
+        await conn.close()
+    letters = await load_letters(settings)
+    return Status(partitions, sum(x.open for x in letters.values()), len(letters), newest)
+
+
+def render(status: Status) -> str:
+    lines = [f"{'stage':<12} {'topic':<16} {'part':>4} {'committed':>10} {'end':>10} {'lag':>8}"]
+    for p in status.partitions:
+        committed = "-" if p.committed is None else str(p.committed)
+        lines.append(f"{p.stage:<12} {p.topic:<16} {p.partition:>4} {committed:>10} {p.end:>10} {p.lag:>8}")
+    lines.append("")
+    lines.append("lag by stage: " + ", ".join(f"{k} {v}" for k, v in status.lag_by_stage().items()))
+    lines.append(f"dead letters: {status.dead_letters_open} open of {status.dead_letters_total}")
+    lines.append("newest rows: " + ", ".join(
+        f"{t} {v.isoformat(timespec='seconds') if v else 'none'}" for t, v in status.newest_rows.items()
+    ))
+    return "\n".join(lines)
