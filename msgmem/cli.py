@@ -5,6 +5,7 @@
     msgmem topics     create the declared Kafka topics that are missing
     msgmem send       post fixture webhook files to a running ingest, signed as the provider would
     msgmem dlq        list, show or retry dead letters
+    msgmem replay     re-run a stage over a range of its input (--from/--until offset or time)
     msgmem status     lag per stage and partition, dead-letter depth, newest row per table
 """
 
@@ -129,6 +130,27 @@ def _cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _args_replay(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stage", help="the stage to re-run, e.g. normalize, transcribe")
+    parser.add_argument("--from", dest="start", help="offset (every partition) or ISO time; default: the beginning")
+    parser.add_argument("--until", help="offset (exclusive) or ISO time; default: the end now")
+    parser.add_argument("--chat", help="only this chat's outputs (chat key)")
+    parser.add_argument("--dry-run", action="store_true", help="count, write nothing")
+
+
+def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from msgmem.replay import parse_position, replay
+
+    summary = asyncio.run(replay(
+        settings, args.stage, start=parse_position(args.start), until=parse_position(args.until),
+        chat=args.chat, dry_run=args.dry_run,
+    ))
+    verb = "would write" if args.dry_run else "wrote"
+    print(f"replayed {summary.inputs} input(s) of {summary.stage} in {summary.seconds:.1f}s: "
+          f"{verb} {summary.outputs} output(s); {summary.failures} failed (see msgmem dlq list)")
+    return 0
+
+
 def _no_args(_parser: argparse.ArgumentParser) -> None:
     return None
 
@@ -141,6 +163,7 @@ COMMANDS: dict[str, Command] = {
     "topics": ("create the declared Kafka topics that are missing", _no_args, _cmd_topics),
     "send": ("post webhook files to a running ingest, signed as the provider would", _args_send, _cmd_send),
     "dlq": ("list, show or retry dead letters (wa.deadletter)", _args_dlq, _cmd_dlq),
+    "replay": ("re-run a stage over a range of its input topic, beside the live workers", _args_replay, _cmd_replay),
     "status": ("lag per stage and partition, dead-letter depth, newest row per table", _args_status, _cmd_status),
 }
 
