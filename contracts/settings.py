@@ -83,8 +83,67 @@ class Settings(BaseSettings):
     # Projector
     projector_batch_size: int = Field(2000, ge=1)
     projector_batch_timeout_ms: int = Field(200, ge=1)
+    projector_group: str = "msgmem-projector"
+    projector_metrics_port: int = Field(0, ge=0)
     deleted_messages: Literal["keep", "redact"] = "keep"
     users_table: str | None = None
+
+    # Media stage (streams/media): download, verify, store
+    media_storage: Literal["local", "supabase"] = "local"
+    media_local_dir: Path | None = None  # None: STATE_DIR/media
+    media_bucket: str = "chat-media"
+    media_max_bytes: int = Field(100 * 1024 * 1024, ge=1024)
+    media_retention_days: int = Field(90, ge=0)
+    media_signing_key: SecretStr | None = None
+    media_local_url_base: str | None = None
+    media_concurrency: int = Field(4, ge=1)
+    media_max_attempts: int = Field(3, ge=1)
+    media_retry_min_seconds: float = Field(1.0, ge=0)
+    media_retry_max_seconds: float = Field(8.0, ge=0)
+    media_download_timeout_seconds: float = Field(60.0, gt=0)
+    media_sweep_interval_seconds: float = Field(3600.0, ge=0)
+    supabase_url: str | None = None
+    supabase_service_key: SecretStr | None = None
+    whapi_api_url: str = "https://gate.whapi.cloud"
+    whapi_api_token: SecretStr | None = None
+    whapi_media_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    meta_graph_url: str = "https://graph.facebook.com"
+    meta_graph_version: str = "v21.0"
+    meta_access_token: SecretStr | None = None
+    meta_media_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["lookaside.fbsbx.com"])
+    evolution_api_url: str | None = None
+    evolution_media_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Enrichment stages (streams/transcribe, streams/caption, streams/extract)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_timeout_seconds: float = Field(60.0, gt=0)
+    enrichment_retry_after_max_seconds: float = Field(60.0, ge=0)
+    enable_audio_transcription: bool = True
+    transcription_model: str = "gpt-4o-mini-transcribe"
+    transcription_max_bytes: int = Field(25 * 1024 * 1024, ge=1)
+    transcribe_concurrency: int = Field(8, ge=1)
+    transcribe_max_attempts: int = Field(5, ge=1)
+    transcribe_retry_min_seconds: float = Field(2.0, ge=0)
+    transcribe_retry_max_seconds: float = Field(32.0, ge=0)
+    enable_vision_captions: bool = True
+    vision_model: str = "gpt-4o-mini"
+    vision_image_detail: Literal["low", "high", "auto"] = "low"
+    caption_max_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    caption_concurrency: int = Field(8, ge=1)
+    caption_max_attempts: int = Field(3, ge=1)
+    caption_retry_min_seconds: float = Field(2.0, ge=0)
+    caption_retry_max_seconds: float = Field(16.0, ge=0)
+    pdf_extraction_model: str = "gpt-4o-mini"
+    enable_pdf_vision_pages: bool = True
+    pdf_text_min_chars: int = Field(16, ge=1)
+    pdf_max_model_pages: int = Field(20, ge=0)
+    pdf_render_dpi: int = Field(110, ge=36, le=300)
+    extract_max_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    extract_concurrency: int = Field(4, ge=1)
+    extract_max_attempts: int = Field(3, ge=1)
+    extract_retry_min_seconds: float = Field(2.0, ge=0)
+    extract_retry_max_seconds: float = Field(16.0, ge=0)
 
     @field_validator("opt_out_keywords", "opt_in_keywords", "business_numbers", mode="before")
     @classmethod
@@ -92,6 +151,22 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("whapi_media_hosts", "meta_media_hosts", "evolution_media_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip().lower() for item in value.split(",") if item.strip()]
+        return value
+
+    @property
+    def media_dir(self) -> Path:
+        return (self.media_local_dir or self.state_dir / "media").expanduser()
+
+    @property
+    def whapi_media_token(self) -> SecretStr | None:
+        """Whapi's API token; many set the webhook header to the same token, so it falls back to WHAPI_TOKEN."""
+        return self.whapi_api_token or self.whapi_token
 
     @field_validator("users_table")
     @classmethod

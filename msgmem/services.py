@@ -51,4 +51,8 @@ SERVICES: tuple[Service, ...] = (
         "normalize", "streams.normalize", r"\[\^Worker\]: Ready", "wa.raw deliveries to wa.messages events",
         group="msgmem-normalize", inputs=("wa.raw",),
     ),
+    Service(
+        "projector", "projections", r"projector started", "wa.messages to chats and chat_messages",
+        group="msgmem-projector", inputs=("wa.messages",), projection="chat_messages",
+    ),
 )

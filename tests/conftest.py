@@ -11,7 +11,9 @@ from msgmem.localstack.stack import Stack, start_stack
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-PROJECTED_TABLES = ("message_embeddings", "chat_media", "chat_messages", "chats", "projection_offsets")
+PROJECTED_TABLES = (
+    "message_embeddings", "chat_media", "chat_message_pending", "chat_messages", "chats", "projection_offsets",
+)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""The messages projection: wa.messages -> chats, chat_messages (and chat_message_pending)."""

@@ -1,0 +1,66 @@
+"""Writes a folded batch of wa.messages events to chats, chat_messages and chat_message_pending.
+
+Runs inside the transaction ``projections.postgres.PostgresProjectionStore`` opens per batch:
+chats first (chat_messages references them), then the messages, then whatever was waiting
+for those messages, then the batch's statuses, edits, deletions and reactions, then the
+optional link of chats to an existing users table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+
+from contracts.messages import MEDIA_TYPES, MessageEvent
+from projections.errors import UsersTableError
+from projections.items import Item
+from projections.messages import sql
+from projections.messages.logic import RowOps, fold
+from projections.messages.rows import STATUS_ORDER, MessageUpdate
+
+PROJECTION = "chat_messages"
+
+
+class MessagesWriter:
+    def __init__(self, *, redact_deleted: bool, users_table: str | None = None) -> None:
+        self._redact = redact_deleted
+        self._link_users = sql.link_users(users_table) if users_table else None
+        self._merge_args: tuple[Any, ...] = (list(STATUS_ORDER), sorted(MEDIA_TYPES), redact_deleted)
+
+    async def write(self, conn: asyncpg.Connection, items: Sequence[Item[MessageEvent]]) -> None:
+        await self.write_ops(conn, fold(items))
+
+    async def write_ops(self, conn: asyncpg.Connection, ops: RowOps) -> None:
+        if ops.chats:
+            await conn.execute(sql.UPSERT_CHATS, *_columns(ops.chats.values(), sql.CHAT_COLUMNS))
+        if ops.messages:
+            await conn.execute(sql.INSERT_MESSAGES, self._redact, *_columns(ops.messages.values(), sql.MESSAGE_COLUMNS))
+            await conn.execute(sql.MERGE_PENDING, *self._merge_args, list(ops.messages))
+        if ops.updates:
+            await conn.execute(sql.APPLY_UPDATES, *self._merge_args, *_update_columns(ops.updates.values()))
+        if self._link_users and ops.chats:
+            await conn.execute(self._link_users, list(ops.chats))
+
+
+async def check_users_table(conn: asyncpg.Connection, users_table: str) -> None:
+    """Refuse to start on a USERS_TABLE that cannot be read as (id, phone): failing later, per
+    batch, would look like poison and dead-letter good events."""
+    try:
+        await conn.fetch(f"select id::text, phone::text from {users_table} limit 0")
+    except asyncpg.PostgresError as exc:
+        raise UsersTableError(f"USERS_TABLE={users_table}: {exc}") from exc
+
+
+def _columns(rows: Any, columns: list[tuple[str, str]]) -> list[list[Any]]:
+    rows = list(rows)
+    return [[getattr(row, name) for row in rows] for name, _ in columns]
+
+
+def _update_columns(updates: Any) -> list[list[Any]]:
+    rows: list[MessageUpdate] = list(updates)
+    out = _columns(rows, sql.UPDATE_COLUMNS[:-1])
+    out.append([orjson.dumps({k: r.to_json() for k, r in u.reactions.items()}).decode() for u in rows])
+    return out
