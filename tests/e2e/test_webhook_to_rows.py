@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from msgmem.send import signed_headers
 from tests.conftest import FIXTURES
 from tests.integration.test_ingest import CREDS, ingest_settings
 from tests.services import running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -49,15 +48,14 @@ async def post(client: httpx.AsyncClient, provider: str, body: bytes) -> None:
     assert r.status_code == 200, r.text
 
 
-async def eventually(db: asyncpg.Connection, query: str, *args: object, expect, timeout: float = 30):  # type: ignore[no-untyped-def]
-    """Poll until ``expect(rows)`` holds; never a fixed sleep."""
-    deadline = time.monotonic() + timeout
-    while True:
+async def rows_when(db: asyncpg.Connection, query: str, *args: object, expect, timeout: float = 30):  # type: ignore[no-untyped-def]
+    """The query's rows once ``expect(rows)`` holds."""
+
+    async def check():  # type: ignore[no-untyped-def]
         rows = await db.fetch(query, *args)
-        if expect(rows):
-            return rows
-        assert time.monotonic() < deadline, f"timed out; last rows: {[dict(r) for r in rows][:10]}"
-        await asyncio.sleep(0.2)
+        return rows if expect(rows) else None
+
+    return await eventually(check, timeout)
 
 
 async def test_every_fixture_gives_its_rows(client: httpx.AsyncClient, db: asyncpg.Connection) -> None:
@@ -65,7 +63,7 @@ async def test_every_fixture_gives_its_rows(client: httpx.AsyncClient, db: async
         for path in sorted((WEBHOOKS / folder).glob("*.json")):
             await post(client, provider, path.read_bytes())
 
-    rows = await eventually(
+    rows = await rows_when(
         db, "select provider, message_type, direction, origin, body, status from chat_messages order by provider",
         expect=lambda rows: {r["provider"] for r in rows} == {"whapi", "meta", "evolution"} and all(
             any(r["provider"] == p and r["status"] == "read" for r in rows) for p in ("whapi", "meta", "evolution")
@@ -92,7 +90,7 @@ async def test_the_same_delivery_twice_gives_one_row(client: httpx.AsyncClient, 
     marker = body["messages"][0]["id"]
     sentinel = dict(body["messages"][0], id=f"after-{marker}")
     await post(client, "whapi", orjson.dumps(dict(body, messages=[sentinel])))  # arrives after both copies
-    rows = await eventually(
+    rows = await rows_when(
         db, "select provider_message_id from chat_messages where provider_message_id in ($1, $2)",
         marker, sentinel["id"], expect=lambda rows: len({r["provider_message_id"] for r in rows}) == 2,
     )
@@ -104,7 +102,7 @@ async def test_opt_out_keyword_changes_consent(client: httpx.AsyncClient, db: as
     message = dict(body["messages"][0], id=f"stop-{uuid.uuid4().hex}", text={"body": "  Stop "},
                    chat_id="15550009999@s.whatsapp.net", **{"from": "15550009999"})
     await post(client, "whapi", orjson.dumps(dict(body, messages=[message])))
-    rows = await eventually(
+    rows = await rows_when(
         db, "select consent_state from chats where contact_phone = '15550009999'",
         expect=lambda rows: rows and rows[0]["consent_state"] == "opted_out",
     )
@@ -119,7 +117,7 @@ async def test_a_poison_delivery_is_dead_lettered_while_the_rest_flows(
     body = orjson.loads((WEBHOOKS / "whapi" / "text.json").read_bytes())
     after = dict(body["messages"][0], id=f"after-poison-{uuid.uuid4().hex}")
     await post(client, "whapi", orjson.dumps(dict(body, messages=[after])))
-    await eventually(db, "select 1 from chat_messages where provider_message_id = $1", after["id"],
+    await rows_when(db, "select 1 from chat_messages where provider_message_id = $1", after["id"],
                      expect=lambda rows: len(rows) == 1)
     letters = await load(pipeline)
     assert any(x.letter.stage == "normalize" and x.letter.value == poison and x.letter.topic == "wa.raw"

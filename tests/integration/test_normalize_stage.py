@@ -3,8 +3,6 @@ events and sends an unreadable delivery to wa.deadletter while the rest keeps fl
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,25 +13,12 @@ from contracts import deadletter, messages, raw
 from contracts.deadletter import DeadLettered
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_producer, read_range
+from msgmem.kafka import end_offsets, make_producer
 from tests.conftest import FIXTURES
 from tests.services import running
+from tests.waiting import eventually, read_since
 
 pytestmark = pytest.mark.integration
-
-
-async def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await predicate()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.2)
-
-
-async def read_all(settings: Settings, topic: str, start):  # type: ignore[no-untyped-def]
-    return await read_range(settings, topic, start, await end_offsets(settings, topic))
 
 
 async def test_deliveries_become_events_and_poison_goes_to_the_dead_letter_topic(
@@ -64,13 +49,13 @@ async def test_deliveries_become_events_and_poison_goes_to_the_dead_letter_topic
     with running("normalize", settings, tmp_path):
 
         async def events() -> list[messages.MessageEvent]:
-            records = await read_all(settings, messages.TOPIC, start_messages)
+            records = await read_since(settings, messages.TOPIC, start_messages)
             found = [messages.decode_event(r.value) for r in records]
             mine = [e for e in found if e.delivery_id in {batch.delivery_id, after.delivery_id}]
             return mine if any(e.delivery_id == after.delivery_id for e in mine) else []
 
-        found = await wait_for(events)
-        dead_records = await wait_for(lambda: read_all(settings, deadletter.TOPIC, start_dead))
+        found = await eventually(events)
+        dead_records = await eventually(lambda: read_since(settings, deadletter.TOPIC, start_dead))
 
     from_batch = [e for e in found if e.delivery_id == batch.delivery_id]
     assert {e.type for e in from_batch} >= {"message_received", "status_updated"}

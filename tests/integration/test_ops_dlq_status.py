@@ -3,8 +3,6 @@ a dead letter retried after its fault is fixed is processed once and not retried
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,16 +18,9 @@ from msgmem.status import collect, render
 from streams.normalize import providers
 from tests.conftest import FIXTURES
 from tests.services import running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-async def until(check, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.2)
-    return result
 
 
 async def test_fixed_fault_retry_processes_the_letter_once(
@@ -53,13 +44,13 @@ async def test_fixed_fault_retry_processes_the_letter_once(
             return [x for x in letters.values() if x.open and x.letter.value == delivery.body and
                     dict(x.letter.kafka_headers).get("mm-delivery-id") == delivery.delivery_id.encode()]
 
-        [open_letter] = await until(letter_for_delivery)
+        [open_letter] = await eventually(letter_for_delivery)
 
         async def caught_up():  # type: ignore[no-untyped-def]
             status = await collect(settings)
             return status if status.lag_by_stage().get("normalize") == 0 else None
 
-        status = await until(caught_up)
+        status = await eventually(caught_up)
     assert status.dead_letters_open >= 1
     assert "normalize" in render(status) and "dead letters:" in render(status)
     assert open_letter.letter.stage == "normalize" and open_letter.letter.error_type == "UnparseableDelivery"
