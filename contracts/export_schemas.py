@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from contracts import messages
+from contracts import enrichment, media, messages
 from contracts.outbound import OutboundMessage
 
 SCHEMA_DIR = Path(__file__).with_name("schemas")
@@ -24,10 +24,18 @@ def schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema: topics as written on the wire, ingest bodies as accepted."""
     wa_messages = TypeAdapter(messages.MessageEvent).json_schema(mode="serialization")
     wa_messages = {"title": messages.TOPIC, **wa_messages}
-    return {
+    out = {
         f"{messages.TOPIC}.json": wa_messages,
         "outbound.json": OutboundMessage.model_json_schema(),
     }
+    for topic, union in (
+        (media.TOPIC, media.MediaEvent),
+        (enrichment.TRANSCRIPTS_TOPIC, enrichment.TranscriptEvent),
+        (enrichment.CAPTIONS_TOPIC, enrichment.CaptionEvent),
+        (enrichment.DOCUMENTS_TOPIC, enrichment.DocumentEvent),
+    ):
+        out[f"{topic}.json"] = {"title": topic, **TypeAdapter(union).json_schema(mode="serialization")}
+    return out
 
 
 def render(schema: dict[str, Any]) -> str:

@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     stage_retry_min_seconds: float = Field(1.0, ge=0)
     stage_retry_max_seconds: float = Field(8.0, ge=0)
     stage_web_port: int = Field(0, ge=0)
+    stage_web_host: str = "127.0.0.1"
 
     # Projector
     projector_batch_size: int = Field(2000, ge=1)

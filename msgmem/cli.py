@@ -5,6 +5,7 @@
     msgmem topics     create the declared Kafka topics that are missing
     msgmem send       post fixture webhook files to a running ingest, signed as the provider would
     msgmem dlq        list, show or retry dead letters
+    msgmem media      media sweep: delete expired media objects, mark their rows expired
     msgmem replay     re-run a stage over a range of its input (--from/--until offset or time)
     msgmem status     lag per stage and partition, dead-letter depth, newest row per table
 """
@@ -151,6 +152,17 @@ def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _args_media(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("sweep",), help="sweep: delete expired media objects, mark rows expired")
+
+
+def _cmd_media(settings: Settings, _args: argparse.Namespace) -> int:
+    from msgmem.media_sweep import sweep_once
+
+    print(asyncio.run(sweep_once(settings)))
+    return 0
+
+
 def _no_args(_parser: argparse.ArgumentParser) -> None:
     return None
 
@@ -163,6 +175,8 @@ COMMANDS: dict[str, Command] = {
     "topics": ("create the declared Kafka topics that are missing", _no_args, _cmd_topics),
     "send": ("post webhook files to a running ingest, signed as the provider would", _args_send, _cmd_send),
     "dlq": ("list, show or retry dead letters (wa.deadletter)", _args_dlq, _cmd_dlq),
+    "media": ("media retention: `media sweep` deletes expired objects (the media worker also runs it hourly)",
+              _args_media, _cmd_media),
     "replay": ("re-run a stage over a range of its input topic, beside the live workers", _args_replay, _cmd_replay),
     "status": ("lag per stage and partition, dead-letter depth, newest row per table", _args_status, _cmd_status),
 }

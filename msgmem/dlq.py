@@ -16,7 +16,7 @@ from contracts import deadletter
 from contracts.deadletter import DeadLettered, DeadLetterRetried
 from contracts.settings import Settings
 from msgmem.kafka import end_offsets, read_range
-from msgmem.stages import handler_for
+from msgmem.stages import open_handler
 from streams.common.outputs import KafkaOutputs
 from streams.common.records import InputRecord, Output
 
@@ -78,22 +78,27 @@ async def retry(settings: Settings, letters: Sequence[Letter]) -> list[RetryResu
     writer = await KafkaOutputs.start(settings)
     try:
         for item in letters:
-            letter = item.letter
-            record = InputRecord(
-                topic=letter.topic, partition=letter.partition, offset=letter.offset,
-                key=letter.key, value=letter.value, headers=tuple(letter.kafka_headers),
-            )
-            try:
-                outputs = await handler_for(letter.stage, settings)(record)
-            except Exception as exc:  # noqa: BLE001 - reported; the letter stays open
-                results.append(RetryResult(letter.dead_letter_id, False, f"{type(exc).__name__}: {exc}"))
-                continue
-            marker = DeadLetterRetried(
-                dead_letter_id=letter.dead_letter_id, stage=letter.stage, outputs=len(outputs),
-                retried_at=datetime.now(UTC),
-            )
-            await writer.write([*outputs, Output(deadletter.TOPIC, letter.stage.encode(), marker.encode())])
-            results.append(RetryResult(letter.dead_letter_id, True, f"{len(outputs)} output(s) written"))
+            results.append(await _retry_one(settings, item, writer))
     finally:
         await writer.stop()
     return results
+
+
+async def _retry_one(settings: Settings, item: Letter, writer: KafkaOutputs) -> RetryResult:
+    """Run the stage on the original record; write its outputs and the marker together."""
+    letter = item.letter
+    record = InputRecord(
+        topic=letter.topic, partition=letter.partition, offset=letter.offset,
+        key=letter.key, value=letter.value, headers=tuple(letter.kafka_headers),
+    )
+    try:
+        async with open_handler(letter.stage, settings) as handler:
+            outputs = await handler(record)
+    except Exception as exc:  # noqa: BLE001 - reported; the letter stays open
+        return RetryResult(letter.dead_letter_id, False, f"{type(exc).__name__}: {exc}")
+    marker = DeadLetterRetried(
+        dead_letter_id=letter.dead_letter_id, stage=letter.stage, outputs=len(outputs),
+        retried_at=datetime.now(UTC),
+    )
+    await writer.write([*outputs, Output(deadletter.TOPIC, letter.stage.encode(), marker.encode())])
+    return RetryResult(letter.dead_letter_id, True, f"{len(outputs)} output(s) written")

@@ -17,7 +17,7 @@ from contracts.settings import Settings
 from msgmem.kafka import end_offsets, make_consumer, partitions_of
 from msgmem.progress import Progress
 from msgmem.services import SERVICES
-from msgmem.stages import handler_for
+from msgmem.stages import open_handler
 from streams.common.outputs import KafkaOutputs
 from streams.common.records import InputRecord, Output
 
@@ -68,7 +68,14 @@ async def replay(
     chat: str | None = None, dry_run: bool = False, progress: bool = True,
 ) -> ReplaySummary:
     topic = input_topic(stage)
-    handler = handler_for(stage, settings)
+    async with open_handler(stage, settings) as handler:
+        return await _replay(settings, stage, topic, handler, start=start, until=until, chat=chat,
+                             dry_run=dry_run, progress=progress)
+
+
+async def _replay(  # type: ignore[no-untyped-def]
+    settings: Settings, stage: str, topic: str, handler, *, start, until, chat, dry_run, progress,
+) -> ReplaySummary:
     parts = await partitions_of(settings, topic)
     ends = await end_offsets(settings, topic)
     consumer = make_consumer(settings, group_id=None)

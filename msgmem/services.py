@@ -34,6 +34,7 @@ class Service:
         return {
             "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
             "DATABASE_URL": settings.database_url,
+            "STATE_DIR": str(settings.state_dir),
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -50,6 +51,22 @@ SERVICES: tuple[Service, ...] = (
     Service(
         "normalize", "streams.normalize", r"\[\^Worker\]: Ready", "wa.raw deliveries to wa.messages events",
         group="msgmem-normalize", inputs=("wa.raw",),
+    ),
+    Service(
+        "media", "streams.media", r"\[\^Worker\]: Ready", "media downloaded and stored; wa.media",
+        group="msgmem-media", inputs=("wa.messages",),
+    ),
+    Service(
+        "transcribe", "streams.transcribe", r"\[\^Worker\]: Ready", "voice notes and audio to text; wa.transcripts",
+        group="msgmem-transcribe", inputs=("wa.media",),
+    ),
+    Service(
+        "caption", "streams.caption", r"\[\^Worker\]: Ready", "images described; wa.captions",
+        group="msgmem-caption", inputs=("wa.media",),
+    ),
+    Service(
+        "extract", "streams.extract", r"\[\^Worker\]: Ready", "PDF text, text layer first; wa.documents",
+        group="msgmem-extract", inputs=("wa.media",),
     ),
     Service(
         "projector", "projections", r"projector started", "wa.messages to chats and chat_messages",

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import faust
 from aiokafka.helpers import create_ssl_context
 from faust.types import EventT
 from faust.types.auth import CredentialsT
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contracts.settings import Settings
 from streams.common.outputs import KafkaOutputs
 from streams.common.records import InputRecord
-from streams.common.runner import Handler, RetryPolicy, StageMetrics, StageRunner
+from streams.common.runner import Handler, RetryPolicy, StageMetrics, StageParts, StageRunner
+
+# Builds a stage's handler with the clients it needs at agent start and closes them at stop.
+PartsContext = Callable[[], AbstractAsyncContextManager[StageParts]]
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +46,21 @@ def _credentials(settings: Settings) -> CredentialsT | None:
 
 
 def make_app(stage: str, settings: Settings) -> faust.App:
+    datadir = settings.state_dir / "faust" / stage
+    datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         f"msgmem-{stage}",
         broker=broker_url(settings),
         broker_credentials=_credentials(settings),
         broker_client_id=f"{settings.kafka_client_id}-{stage}",
+        # Faust keeps table state and a lock file here; never the working directory.
+        datadir=str(datadir),
         consumer_auto_offset_reset="earliest",
         topic_disable_leader=True,
         topic_allow_declare=False,
         web_enabled=settings.stage_web_port > 0,
         web_port=settings.stage_web_port or 6066,
-        web_host="127.0.0.1",
+        web_host=settings.stage_web_host,
         producer_acks=-1,
         producer_max_request_size=settings.ingest_max_body_bytes + 4 * 1024 * 1024,
         consumer_max_fetch_size=settings.ingest_max_body_bytes + 4 * 1024 * 1024,
@@ -69,23 +79,61 @@ def to_record(event: EventT) -> InputRecord:
 
 
 def attach_stage(
-    app: faust.App, settings: Settings, *, stage: str, input_topic: str, handler_factory: Callable[[], Handler],
+    app: faust.App, settings: Settings, *, stage: str, input_topic: str,
+    handler_factory: Callable[[], Handler] | None = None, parts: PartsContext | None = None,
     policy: RetryPolicy, batch_size: int = 500, within: float = 0.2, metrics: StageMetrics | None = None,
+    concurrency: int = 1,
 ) -> None:
-    """Run ``handler`` over ``input_topic`` in batches through a StageRunner."""
+    """Run a handler over ``input_topic`` in batches through a StageRunner.
+
+    Give either ``handler_factory`` (a plain handler) or ``parts``, an async context
+    manager entered when the agent starts (open clients and pools there, never at import)
+    and left when it stops. ``concurrency`` > 1 runs a batch's records concurrently.
+    With a web port (STAGE_WEB_PORT), the worker serves ``/metrics`` (Prometheus) and
+    ``/healthz``.
+    """
+    if (handler_factory is None) == (parts is None):
+        raise TypeError("give exactly one of handler_factory and parts")
+    metrics = metrics or StageMetrics(stage)
     topic = app.topic(input_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    make_parts: PartsContext = parts or _plain(handler_factory)  # type: ignore[arg-type]
 
     async def agent(stream: faust.StreamT) -> None:
         writer = await KafkaOutputs.start(settings)
-        runner = StageRunner(stage, handler_factory(), writer, policy=policy, metrics=metrics)
-        log.info("%s consuming %s", stage, input_topic)
         try:
-            async for events in stream.take_events(batch_size, within=within):
-                await runner.run_batch([to_record(e) for e in events])
+            async with make_parts() as built:
+                runner = StageRunner(
+                    stage, built.handler, writer, policy=policy, metrics=metrics, concurrency=concurrency,
+                    give_up=built.give_up,
+                )
+                log.info("%s consuming %s", stage, input_topic)
+                async for events in stream.take_events(batch_size, within=within):
+                    await runner.run_batch([to_record(e) for e in events])
         finally:
             await writer.stop()
 
     app.agent(topic, name=f"msgmem-{stage}-agent")(agent)
+    if settings.stage_web_port > 0:
+        _serve_metrics(app, stage, metrics)
+
+
+def _plain(factory: Callable[[], Handler]) -> PartsContext:
+    @asynccontextmanager
+    async def parts() -> Any:
+        yield StageParts(factory())
+
+    return parts
+
+
+def _serve_metrics(app: faust.App, stage: str, metrics: StageMetrics) -> None:
+    async def metrics_page(view: Any, _request: Any) -> Any:
+        return view.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    async def health_page(view: Any, _request: Any) -> Any:
+        return view.json({"status": "alive", "stage": stage})
+
+    app.page("/metrics")(metrics_page)
+    app.page("/healthz")(health_page)
 
 
 def run_worker(app: faust.App, settings: Settings) -> None:

@@ -1,0 +1,106 @@
+"""wa.media: one event per media message once its file is in storage, or once storing it failed.
+
+Keyed by ``chat_key``. Produced by the media stage from the MessageReceived / MessageSent
+events of wa.messages that carry ``media``; consumed by the projector (``chat_media``) and
+by the enrichment stages (transcribe, caption, extract), which read the stored object.
+
+Objects are content-addressed (``path`` is derived from the SHA-256), so one file sent in
+many chats, forwarded or replayed is stored once; ``media_id`` (= ``chat_media.id``) is
+derived from the message, so a redelivery or a replay upserts the same row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field
+
+from contracts.envelope import Envelope, EventCodec, Upcaster
+from contracts.ids import ID_NAMESPACE
+
+TOPIC = "wa.media"
+
+MediaKind = Literal["image", "video", "audio", "voice", "document", "sticker"]
+StorageBackend = Literal["local", "supabase"]
+FailureReason = Literal[
+    "too_large",  # declared or streamed size above MEDIA_MAX_BYTES
+    "sha256_mismatch",  # the bytes are not the file the provider announced
+    "host_not_allowed",  # the URL is outside the provider's allow-list: never requested
+    "no_source",  # no media id or usable URL, or the provider is not configured
+    "not_found",  # the provider no longer has it (Meta ids expire after 7 days)
+    "unauthorized",  # the provider refused our credentials
+    "rejected",  # any other 4xx from the provider
+    "download_failed",  # transient errors outlived the retries (also dead-lettered)
+]
+
+
+def media_id(message_id: str) -> str:
+    """``chat_media.id`` of a message's (single) media object: stable forever, like the ids in contracts.ids."""
+    return str(uuid.uuid5(ID_NAMESPACE, "media\x1f" + message_id))
+
+
+class _MediaEvent(Envelope):
+    """What the message said about its media; the envelope is the message's own (chat, times, delivery)."""
+
+    message_id: str  # chat_messages.id
+    media_id: str  # chat_media.id
+    provider_message_id: str
+    direction: Literal["inbound", "outbound"]
+    kind: MediaKind
+    provider_media_id: str | None = None
+    mime_type: str | None = None
+    filename: str | None = None
+    voice: bool = False
+    duration_seconds: float | None = None
+    page_count: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class MediaStored(_MediaEvent):
+    """The file is in storage at ``bucket``/``path`` with this size and SHA-256 (verified).
+
+    ``reused`` says the same bytes were already stored (a duplicate, forward or replay), so
+    nothing new was written. ``expires_at`` is ``stored_at`` + MEDIA_RETENTION_DAYS (None: kept).
+    """
+
+    type: Literal["media_stored"] = "media_stored"
+    size_bytes: int
+    sha256: str  # lower-case hex
+    storage: StorageBackend
+    bucket: str
+    path: str
+    stored_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+    reused: bool = False
+
+
+class MediaFailed(_MediaEvent):
+    """The file could not be stored. ``final`` False: transient errors outlived the retries and the
+    input is also in wa.deadletter, so a `dlq retry` may still store it (a later MediaStored wins)."""
+
+    type: Literal["media_failed"] = "media_failed"
+    reason: FailureReason
+    error: str
+    attempts: int
+    final: bool = True
+    failed_at: AwareDatetime
+
+
+EVENT_MODELS = (MediaStored, MediaFailed)
+
+MediaEvent = Annotated[MediaStored | MediaFailed, Field(discriminator="type")]
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+CODEC: EventCodec[MediaEvent] = EventCodec(MediaEvent, EVENT_MODELS, UPCASTERS)
+
+
+def encode_event(event: MediaEvent) -> bytes:
+    return CODEC.encode(event)
+
+
+def decode_event(data: bytes) -> MediaEvent:
+    """Bytes from wa.media -> the current model; raises ``EventDecodeError`` on poison."""
+    return CODEC.decode(data)

@@ -1,0 +1,3 @@
+from streams.caption.main import main
+
+main()

@@ -1,0 +1,3 @@
+from streams.extract.main import main
+
+main()

@@ -1,0 +1,3 @@
+from streams.media.main import main
+
+main()

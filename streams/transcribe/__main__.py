@@ -1,0 +1,3 @@
+from streams.transcribe.main import main
+
+main()

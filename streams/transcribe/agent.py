@@ -1,0 +1,34 @@
+"""The transcribe stage's handler: MediaStored (voice, audio) -> AudioTranscribed / skipped / failed."""
+
+from __future__ import annotations
+
+from contracts.enrichment import TRANSCRIPTS_TOPIC
+from contracts.media import MediaStored
+from contracts.settings import Settings
+from streams.enrichment.cache import CachedResults, Result
+from streams.enrichment.events import StageConfig
+from streams.enrichment.stage import EnrichmentHandler
+from streams.media.storage import MediaStore
+from streams.transcribe.logic import build, upload_name, wants
+from streams.transcribe.transcriber import Transcriber
+
+STAGE = "transcribe"
+
+
+def config(settings: Settings) -> StageConfig:
+    return StageConfig(
+        STAGE, TRANSCRIPTS_TOPIC, settings.transcription_model, settings.enable_audio_transcription,
+        settings.transcription_max_bytes,
+    )  # fmt: skip
+
+
+def make_handler(
+    settings: Settings, store: MediaStore, transcriber: Transcriber | None, results: CachedResults
+) -> EnrichmentHandler:
+    cfg = config(settings)
+
+    async def compute(m: MediaStored, data: bytes) -> Result:
+        assert transcriber is not None  # skip_reason answered no_api_key otherwise
+        return await transcriber.transcribe(data, upload_name(m), m.mime_type or "audio/ogg")
+
+    return EnrichmentHandler(cfg, store, results, transcriber is not None, wants, compute, build(cfg))

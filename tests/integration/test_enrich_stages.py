@@ -1,0 +1,164 @@
+"""The transcribe, caption and extract workers (real Faust processes) read MediaStored events from
+wa.media, call the fake OpenAI-compatible server, and write their results to wa.transcripts,
+wa.captions and wa.documents. A duplicate voice note costs one call (a cache hit in the
+metrics), the text PDF never calls the model and the scanned one does, a 429's Retry-After
+is honoured, and a file the server always fails on ends in wa.deadletter."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from contracts import deadletter, enrichment, media
+from contracts.deadletter import DeadLettered
+from contracts.settings import Settings
+from msgmem.kafka import end_offsets, make_producer
+from msgmem.localstack.processes import free_port
+from streams.media.logic import content_path
+from streams.media.storage import LocalMediaStore
+from tests.fakes.events import put_fixture, sha256_file, stored_event
+from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.server import ThreadedServer
+from tests.fakes.stages import running_stage
+from tests.waiting import eventually, read_since
+
+pytestmark = pytest.mark.integration
+TOPICS = (enrichment.TRANSCRIPTS_TOPIC, enrichment.CAPTIONS_TOPIC, enrichment.DOCUMENTS_TOPIC)
+
+
+async def publish(settings: Settings, events: list[media.MediaStored]) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for e in events:
+            await producer.send_and_wait(media.TOPIC, media.encode_event(e), key=e.chat_key.encode(),
+                                         headers=[("mm-type", e.type.encode())])  # fmt: skip
+    finally:
+        await producer.stop()
+
+
+async def results(settings: Settings, start: dict[str, dict], ids: set[str]) -> dict[str, list]:  # type: ignore[type-arg]
+    found: dict[str, list] = {}  # type: ignore[type-arg]
+    for topic in TOPICS:
+        for r in await read_since(settings, topic, start[topic]):
+            event = enrichment.CODECS[topic].decode(r.value)
+            mine = found.setdefault(event.message_id, []) if event.message_id in ids else None
+            if mine is not None and all(e.event_id != event.event_id for e in mine):  # at-least-once: a
+                mine.append(event)  # rebalance may re-deliver, and the same result has the same id
+    return found
+
+
+@pytest.fixture
+async def clean_cache(db: asyncpg.Connection) -> None:
+    await db.execute("truncate enrichment_cache")
+
+
+async def test_stages_enrich_media_once_each(settings: Settings, tmp_path: Path, clean_cache: None) -> None:
+    run = uuid.uuid4().hex[:8]
+    store = LocalMediaStore(tmp_path / "media", "chat-media")
+    for name in ("voice_note.ogg", "audio_clip.mp3", "receipt_photo.jpg", "invoice_text.pdf", "receipt_scanned.pdf",
+                 "sticker.webp"):  # fmt: skip
+        await put_fixture(store, name)
+    poison_audio = b"OggS" + os.urandom(4000)  # a file the fake server always fails on
+    poison_sha = hashlib.sha256(poison_audio).hexdigest()
+    staged = store.staging_dir / "poison.part"
+    staged.write_bytes(poison_audio)
+    await store.put(content_path(poison_sha, "audio/ogg"), staged, "audio/ogg")
+
+    def event(name: str, kind: str, label: str, **kw: object) -> media.MediaStored:
+        return stored_event(name, kind, store=store, message=f"{run}-{label}", **kw)  # type: ignore[arg-type]
+
+    events = {
+        "voice": event("voice_note.ogg", "voice", "voice"),
+        "voice-forwarded": event("voice_note.ogg", "voice", "voice-forwarded"),
+        "audio": event("audio_clip.mp3", "audio", "audio"),
+        "photo": event("receipt_photo.jpg", "image", "photo"),
+        "text-pdf": event("invoice_text.pdf", "document", "text-pdf"),
+        "scanned-pdf": event("receipt_scanned.pdf", "document", "scanned-pdf"),
+        "sticker": event("sticker.webp", "sticker", "sticker"),
+        "poison": event("voice_note.ogg", "voice", "poison", sha256=poison_sha, size=len(poison_audio),
+                        path=content_path(poison_sha, "audio/ogg")),
+    }  # fmt: skip
+    label = {e.message_id: name for name, e in events.items()}
+    fake = FakeOpenAI()
+    fake.transcripts[sha256_file("voice_note.ogg")] = "Hi, this is Dana Silva about order 4271."
+    fake.descriptions[sha256_file("receipt_photo.jpg")] = "A delivery receipt for order 4271, total 189.00 EUR."
+    fake.fail(status=429, retry_after=0.5, times=1, sha256=sha256_file("audio_clip.mp3"))
+    fake.fail(status=500, times=None, sha256=poison_sha)
+
+    start = {t: await end_offsets(settings, t) for t in TOPICS}
+    start_dead = await end_offsets(settings, deadletter.TOPIC)
+    await publish(settings, [events["voice"]])  # first alone, so its forward is a cache hit, not a race
+    metrics_port = free_port()
+    with ExitStack() as stack:
+        url = stack.enter_context(ThreadedServer(fake.app))
+        common = {
+            "OPENAI_API_KEY": fake.api_key, "OPENAI_BASE_URL": f"{url}/v1", "MEDIA_LOCAL_DIR": str(store.root),
+            "TRANSCRIBE_MAX_ATTEMPTS": "3", "TRANSCRIBE_RETRY_MIN_SECONDS": "0.05", "TRANSCRIBE_RETRY_MAX_SECONDS": "0.2",
+        }  # fmt: skip
+        stack.enter_context(running_stage("streams.transcribe", settings, tmp_path, **common, STAGE_WEB_PORT=str(metrics_port)))
+        stack.enter_context(running_stage("streams.caption", settings, tmp_path, **common))
+        stack.enter_context(running_stage("streams.extract", settings, tmp_path, **common))
+
+        await eventually(lambda: results(settings, start, {events["voice"].message_id}), timeout=90)
+        await publish(settings, [e for name, e in events.items() if name != "voice"])
+        expected = set(label) - {events["sticker"].message_id}
+
+        async def all_done() -> dict[str, list]:  # type: ignore[type-arg]
+            found = await results(settings, start, set(label))
+            return found if set(found) >= expected else {}
+
+        found = {label[k]: v for k, v in (await eventually(all_done, timeout=90)).items()}
+        async with httpx.AsyncClient() as client:
+            exposition = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        letters = [DeadLettered.decode(r.value) for r in await read_since(settings, deadletter.TOPIC, start_dead)]
+
+    [voice], [forwarded], [audio] = found["voice"], found["voice-forwarded"], found["audio"]
+    assert isinstance(voice, enrichment.AudioTranscribed) and voice.text == "Hi, this is Dana Silva about order 4271."
+    assert isinstance(forwarded, enrichment.AudioTranscribed) and forwarded.cached and forwarded.text == voice.text
+    assert voice.model == "gpt-4o-mini-transcribe" and voice.chat_key == events["voice"].chat_key
+    assert isinstance(audio, enrichment.AudioTranscribed) and not audio.cached
+    [photo] = found["photo"]
+    assert isinstance(photo, enrichment.ImageCaptioned) and "order 4271" in photo.caption
+    [text_pdf], [scanned] = found["text-pdf"], found["scanned-pdf"]
+    assert isinstance(text_pdf, enrichment.DocumentExtracted) and "INVOICE 2026-0193" in text_pdf.text
+    assert text_pdf.model is None and [p.source for p in text_pdf.pages] == ["text_layer", "text_layer"]
+    assert isinstance(scanned, enrichment.DocumentExtracted) and [p.source for p in scanned.pages] == ["model"]
+    assert "sticker" not in found
+
+    transcriptions = fake.calls("/v1/audio/transcriptions")
+    voice_calls = [c for c in transcriptions if c.sha256 == sha256_file("voice_note.ogg")]
+    assert len(voice_calls) == 1  # the duplicate cost nothing
+    audio_calls = [c for c in transcriptions if c.sha256 == sha256_file("audio_clip.mp3")]
+    assert [c.status for c in audio_calls] == [429, 200] and audio_calls[1].at - audio_calls[0].at >= 0.45
+    chat_calls = fake.calls("/v1/chat/completions")
+    assert len(chat_calls) == 2 and {c.model for c in chat_calls} == {"gpt-4o-mini"}  # the photo and the scanned page
+    hits = re.search(r'^msgmem_enrichment_cache_hits_total\{stage="transcribe"\} (\S+)$', exposition, re.M)
+    assert hits and float(hits.group(1)) >= 1  # more if a rebalance re-delivered a record: still no second call
+
+    poison_calls = len([c for c in transcriptions if c.sha256 == poison_sha])
+    assert poison_calls > 0 and poison_calls % 3 == 0  # 3 attempts (a re-delivery would try 3 more)
+    [failed] = found["poison"]
+    assert isinstance(failed, enrichment.EnrichmentFailed) and failed.attempts == 3
+    [letter, *_] = [d for d in letters if d.stage == "transcribe" and media.decode_event(d.value).message_id in label]
+    assert letter.attempts == 3 and letter.topic == media.TOPIC and "500" in letter.error
+
+
+async def test_without_an_api_key_results_are_skipped(settings: Settings, tmp_path: Path, clean_cache: None) -> None:
+    store = LocalMediaStore(tmp_path / "media", "chat-media")
+    await put_fixture(store, "voice_note.ogg")
+    voice = stored_event("voice_note.ogg", "voice", store=store, message=f"{uuid.uuid4().hex}-nokey")
+    start = {t: await end_offsets(settings, t) for t in TOPICS}
+    await publish(settings, [voice])
+    with running_stage("streams.transcribe", settings, tmp_path, OPENAI_API_KEY="", MEDIA_LOCAL_DIR=str(store.root)):
+        found = await eventually(lambda: results(settings, start, {voice.message_id}), timeout=60)
+    [skipped] = found[voice.message_id]
+    assert isinstance(skipped, enrichment.EnrichmentSkipped) and skipped.reason == "no_api_key"
