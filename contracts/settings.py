@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     projector_batch_timeout_ms: int = Field(200, ge=1)
     projector_group: str = "msgmem-projector"
     projector_metrics_port: int = Field(0, ge=0)
+    media_projector_group: str = "msgmem-media-projector"
+    media_projector_metrics_port: int = Field(0, ge=0)
     deleted_messages: Literal["keep", "redact"] = "keep"
     users_table: str | None = None
 
@@ -146,6 +148,33 @@ class Settings(BaseSettings):
     extract_retry_min_seconds: float = Field(2.0, ge=0)
     extract_retry_max_seconds: float = Field(16.0, ge=0)
 
+    # Embeddings (streams/embed, projections/embeddings) and recall (projections/recall)
+    embeddings_model: str = "text-embedding-3-small"
+    embeddings_dimensions: int = Field(1536, ge=1)
+    embeddings_tokenizer: str = "cl100k_base"
+    embeddings_chunk_size_tokens: int = Field(700, ge=1, le=8191)
+    embeddings_chunk_overlap_tokens: int = Field(140, ge=0)
+    embeddings_max_chunks: int = Field(50, ge=1)
+    embeddings_batch_max_inputs: int = Field(256, ge=1, le=2048)
+    embeddings_batch_max_tokens: int = Field(250_000, ge=1, le=300_000)
+    embeddings_batch_wait_ms: int = Field(20, ge=0)
+    embeddings_max_requests: int = Field(4, ge=1)
+    embeddings_cache_entries: int = Field(4096, ge=0)
+    embed_concurrency: int = Field(256, ge=1)
+    embed_max_attempts: int = Field(5, ge=1)
+    embed_retry_min_seconds: float = Field(1.0, ge=0)
+    embed_retry_max_seconds: float = Field(30.0, ge=0)
+    embeddings_projector_group: str = "msgmem-embeddings-projector"
+    embeddings_projector_metrics_port: int = Field(0, ge=0)
+    enable_vector_recall: bool = True
+    embeddings_recall_limit: int = Field(50, ge=0)
+    recall_min_similarity: float = Field(0.3, ge=-1, le=1)
+    recall_exact_chat_chunks: int = Field(20_000, ge=0)
+    recall_ef_search: int = Field(100, ge=1, le=1000)
+    recall_api_key: SecretStr | None = None
+    recall_host: str = "127.0.0.1"
+    recall_port: int = Field(8090, ge=0)
+
     @field_validator("opt_out_keywords", "opt_in_keywords", "business_numbers", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -159,6 +188,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip().lower() for item in value.split(",") if item.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _overlap_below_chunk_size(self) -> "Settings":
+        if self.embeddings_chunk_overlap_tokens >= self.embeddings_chunk_size_tokens:
+            raise ValueError("EMBEDDINGS_CHUNK_OVERLAP_TOKENS must be smaller than EMBEDDINGS_CHUNK_SIZE_TOKENS")
+        return self
 
     @property
     def media_dir(self) -> Path:

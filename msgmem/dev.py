@@ -31,7 +31,9 @@ def _port(configured: int) -> int:
     return configured or free_port()
 
 
-_DEV_SECRETS = ("whapi_token", "meta_app_secret", "meta_verify_token", "evolution_api_key", "ingest_api_key")
+_DEV_SECRETS = (
+    "whapi_token", "meta_app_secret", "meta_verify_token", "evolution_api_key", "ingest_api_key", "recall_api_key",
+)
 
 
 def dev_credentials(settings: Settings) -> dict[str, str]:
@@ -89,6 +91,7 @@ def run_dev(settings: Settings) -> int:
             _log(f"warning: {warning}")
 
         ingest_port = _port(settings.ingest_port)
+        recall_port = _port(settings.recall_port)
         credentials = dev_credentials(settings)
         env = env_with(
             {name.upper(): value for name, value in credentials.items()}
@@ -96,6 +99,7 @@ def run_dev(settings: Settings) -> int:
                 "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
                 "DATABASE_URL": stack.database_url,
                 "INGEST_PORT": str(ingest_port),
+                "RECALL_PORT": str(recall_port),
                 "STATE_DIR": str(state_dir),
                 "PYTHONUNBUFFERED": "1",
             }
@@ -109,6 +113,7 @@ def run_dev(settings: Settings) -> int:
             "pid": os.getpid(),
             "started_at": datetime.now(UTC).isoformat(),
             "ingest_url": f"http://127.0.0.1:{ingest_port}",
+            "recall_url": f"http://127.0.0.1:{recall_port}",
             "database_url": stack.database_url,
             "kafka_bootstrap_servers": stack.kafka_bootstrap_servers,
             "processes": {c.name: c.pid for c in started},

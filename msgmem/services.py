@@ -72,4 +72,20 @@ SERVICES: tuple[Service, ...] = (
         "projector", "projections", r"projector started", "wa.messages to chats and chat_messages",
         group="msgmem-projector", inputs=("wa.messages",), projection="chat_messages",
     ),
+    Service(
+        "media_projector", "projections.media", r"projector started: chat_media",
+        "wa.media and enrichment results to chat_media; their text to chat_messages",
+        group="msgmem-media-projector", inputs=("wa.media", "wa.transcripts", "wa.captions", "wa.documents"),
+        projection="chat_media",
+    ),
+    Service(
+        "embed", "streams.embed", r"\[\^Worker\]: Ready", "texts to chunk vectors; wa.embeddings",
+        group="msgmem-embed", inputs=("wa.messages", "wa.transcripts", "wa.captions", "wa.documents"),
+    ),
+    Service(
+        "embeddings_projector", "projections.embeddings", r"projector started: message_embeddings",
+        "wa.embeddings to message_embeddings", group="msgmem-embeddings-projector", inputs=("wa.embeddings",),
+        projection="message_embeddings",
+    ),
+    Service("recall", "projections.recall", r"Application startup complete", "recall API for agents"),
 )

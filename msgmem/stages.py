@@ -19,6 +19,7 @@ HANDLERS: dict[str, str] = {
     "transcribe": "streams.transcribe.main:stage_parts",
     "caption": "streams.caption.main:stage_parts",
     "extract": "streams.extract.main:stage_parts",
+    "embed": "streams.embed.main:stage_parts",
 }
 
 

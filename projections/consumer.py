@@ -14,28 +14,41 @@ A rebalance waits for the batch in flight (a lock); a batch fetched across a reb
 dropped and fetched again from the stored offsets; a batch keeps only the records of
 partitions this process owns and has positioned, so no batch is applied for a partition it
 has lost. If the batch is stuck retrying, revocation abandons it.
+
+``running_projector`` and ``serve`` run one projection (a ``ProjectionSpec``: its name, topics,
+decoder and row writer) as a process: the composition every projector's ``main`` shares.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any
+import signal
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import asyncpg
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-from projections.batch import BatchApplier, ProjectionStore
+from contracts.settings import Settings
+from msgmem.kafka import make_consumer, make_producer
+from projections.batch import BatchApplier, ProjectionStore, RetryPolicy
+from projections.deadletters import KafkaDeadLetters
 from projections.errors import BatchAbandoned
-from projections.metrics import ProjectorMetrics
+from projections.metrics import MetricsServer, ProjectorMetrics
+from projections.postgres import PostgresProjectionStore, RowWriter
 
 log = logging.getLogger(__name__)
 
 READY_LINE = "projector started"
 _KAFKA_COMMIT_TIMEOUT = 5.0
+E = TypeVar("E")
 
 
 class Projector:
@@ -198,3 +211,94 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self._projector.on_assigned(assigned)
+
+
+# --- one projection as a process -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProjectionSpec(Generic[E]):
+    """A projection as its process runs it.
+
+    ``name`` keys its rows in ``projection_offsets``, its advisory locks and its metrics, and
+    ends its readiness line (``projector started: <name>``); ``stage`` keys its dead letters.
+    """
+
+    name: str
+    stage: str
+    topics: tuple[str, ...]
+    decode: Callable[[bytes], E]
+    writer: RowWriter[E]
+
+
+@dataclass
+class Running:
+    projector: Projector
+    task: asyncio.Task[None]
+    metrics: ProjectorMetrics
+    metrics_port: int | None
+
+
+@asynccontextmanager
+async def running_projector(
+    settings: Settings, spec: ProjectionSpec[Any], *, group: str, metrics_port: int | None = None,
+    policy: RetryPolicy | None = None,
+) -> AsyncIterator[Running]:  # fmt: skip
+    """Build the projector's adapters, run it as a task, and tear everything down on exit.
+
+    ``metrics_port``: None for no endpoint, 0 for a free port (tests), else that port.
+    """
+    metrics = ProjectorMetrics(spec.name)
+    server = MetricsServer(metrics.registry, metrics_port) if metrics_port is not None else None
+    bound = server.start() if server else None
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=1, max_size=2, statement_cache_size=settings.statement_cache_size
+    )
+    producer = make_producer(settings)
+    try:
+        await producer.start()
+        store: PostgresProjectionStore[Any] = PostgresProjectionStore(pool, spec.name, spec.writer)
+        applier = BatchApplier(stage=spec.stage, decode=spec.decode, store=store,
+                               dead_letters=KafkaDeadLetters(producer), metrics=metrics, policy=policy)  # fmt: skip
+        projector = Projector(
+            name=spec.name, consumer=make_consumer(settings, group_id=group), topics=spec.topics, store=store,
+            applier=applier, metrics=metrics, batch_size=settings.projector_batch_size,
+            batch_timeout_ms=settings.projector_batch_timeout_ms,
+        )  # fmt: skip
+        task = asyncio.create_task(projector.run(), name=f"projector-{group}")
+        try:
+            yield Running(projector, task, metrics, bound)
+        finally:
+            projector.stop()
+            await task
+    finally:
+        await producer.stop()
+        await pool.close()
+        if server:
+            server.stop()
+
+
+async def serve(running: AbstractAsyncContextManager[Running], consuming: str) -> None:
+    """Run until SIGTERM or SIGINT (the batch in flight finishes, the consumer leaves the group)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with running as r:
+        log.info("consuming %s%s", consuming, f", metrics on :{r.metrics_port}" if r.metrics_port else "")
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({stopping, r.task}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+    log.info("projector stopped")
+
+
+def run_process(serve_with: Callable[[Settings], Coroutine[Any, Any, None]]) -> None:
+    """A projector's ``main``: settings from the environment, logging, then ``serve_with`` on uvloop if installed."""
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+    except ImportError:  # optional: a faster event loop where installed
+        asyncio.run(serve_with(settings))
+    else:
+        uvloop.run(serve_with(settings))

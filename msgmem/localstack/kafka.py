@@ -71,7 +71,11 @@ def kafka_libs(cache_dir: Path, version: str, *, log: LineSink = stdout_sink) ->
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id (base64 of 16 bytes). Never starting with '-': the storage tool
+    would read it as an option."""
+    while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))[0] == "-":
+        pass
+    return cid
 
 
 def server_properties(data_dir: Path, port: int, controller_port: int) -> str:

@@ -13,38 +13,27 @@ finishes, the consumer leaves the group, the process exits 0.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import asyncpg
 
 from contracts.messages import TOPIC, MessageEvent, decode_event
 from contracts.settings import Settings
-from msgmem.kafka import make_consumer, make_producer
-from projections.batch import BatchApplier, RetryPolicy
-from projections.consumer import Projector
-from projections.deadletters import KafkaDeadLetters
+from projections.batch import RetryPolicy
+from projections.consumer import ProjectionSpec, Running, run_process, running_projector, serve
 from projections.errors import ProjectionError
 from projections.messages.store import PROJECTION, MessagesWriter, check_users_table
-from projections.metrics import MetricsServer, ProjectorMetrics
-from projections.postgres import PostgresProjectionStore
 
-log = logging.getLogger(__name__)
+__all__ = ["DEFAULT_GROUP", "STAGE", "Running", "main", "messages_projector", "serve_messages"]
 
 STAGE = "projector"
 DEFAULT_GROUP = "msgmem-projector"
 
 
-@dataclass
-class Running:
-    projector: Projector
-    task: asyncio.Task[None]
-    metrics: ProjectorMetrics
-    metrics_port: int | None
+def spec(settings: Settings) -> ProjectionSpec[MessageEvent]:
+    writer = MessagesWriter(redact_deleted=settings.deleted_messages == "redact", users_table=settings.users_table)
+    return ProjectionSpec(name=PROJECTION, stage=STAGE, topics=(TOPIC,), decode=decode_event, writer=writer)
 
 
 @asynccontextmanager
@@ -52,40 +41,11 @@ async def messages_projector(
     settings: Settings, *, group: str = DEFAULT_GROUP, metrics_port: int | None = None,
     policy: RetryPolicy | None = None,
 ) -> AsyncIterator[Running]:  # fmt: skip
-    """Build the projector's adapters, run it as a task, and tear everything down on exit.
-
-    ``metrics_port``: None for no endpoint, 0 for a free port (tests), else that port.
-    """
+    """The messages projector as a task (see ``projections.consumer.running_projector``)."""
     await _check_schema(settings)
-    metrics = ProjectorMetrics(PROJECTION)
-    server = MetricsServer(metrics.registry, metrics_port) if metrics_port is not None else None
-    bound = server.start() if server else None
-    pool = await asyncpg.create_pool(
-        settings.database_url, min_size=1, max_size=2, statement_cache_size=settings.statement_cache_size
-    )
-    producer = make_producer(settings)
-    try:
-        await producer.start()
-        writer = MessagesWriter(redact_deleted=settings.deleted_messages == "redact", users_table=settings.users_table)
-        store: PostgresProjectionStore[MessageEvent] = PostgresProjectionStore(pool, PROJECTION, writer)
-        applier = BatchApplier(stage=STAGE, decode=decode_event, store=store,
-                               dead_letters=KafkaDeadLetters(producer), metrics=metrics, policy=policy)  # fmt: skip
-        projector = Projector(
-            name=PROJECTION, consumer=make_consumer(settings, group_id=group), topics=[TOPIC], store=store,
-            applier=applier, metrics=metrics, batch_size=settings.projector_batch_size,
-            batch_timeout_ms=settings.projector_batch_timeout_ms,
-        )  # fmt: skip
-        task = asyncio.create_task(projector.run(), name=f"projector-{group}")
-        try:
-            yield Running(projector, task, metrics, bound)
-        finally:
-            projector.stop()
-            await task
-    finally:
-        await producer.stop()
-        await pool.close()
-        if server:
-            server.stop()
+    async with running_projector(settings, spec(settings), group=group, metrics_port=metrics_port,
+                                 policy=policy) as running:  # fmt: skip
+        yield running
 
 
 async def _check_schema(settings: Settings) -> None:
@@ -100,27 +60,11 @@ async def _check_schema(settings: Settings) -> None:
         await conn.close()
 
 
-async def serve(settings: Settings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+async def serve_messages(settings: Settings) -> None:
     port = settings.projector_metrics_port or None
-    async with messages_projector(settings, group=settings.projector_group, metrics_port=port) as running:
-        log.info("consuming %s as group %s%s", TOPIC, settings.projector_group,
-                 f", metrics on :{running.metrics_port}" if port else "")  # fmt: skip
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({stopping, running.task}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-    log.info("projector stopped")
+    running = messages_projector(settings, group=settings.projector_group, metrics_port=port)
+    await serve(running, f"{TOPIC} as group {settings.projector_group}")
 
 
 def main() -> None:
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        import uvloop
-    except ImportError:  # optional: a faster event loop where installed
-        asyncio.run(serve(settings))
-    else:
-        uvloop.run(serve(settings))
+    run_process(serve_messages)

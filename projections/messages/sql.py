@@ -64,6 +64,7 @@ def message_merge(t: str, s: str) -> str:
         f"edited_at = case when {newer} then {s}.edited_at else {t}.edited_at end",
         f"body = case when {gone} then null when {newer} and not ({media}) then {s}.edit_text else {t}.body end",
         f"caption = case when {gone} then null when {newer} and {media} then {s}.edit_text else {t}.caption end",
+        f"caption_generated = case when {gone} or ({newer} and {media}) then false else {t}.caption_generated end",
         f"transcript = case when {gone} then null else {t}.transcript end",
         f"extracted_text = case when {gone} then null else {t}.extracted_text end",
         f"raw_event = case when {gone} then null else {t}.raw_event end",
@@ -137,10 +138,19 @@ def _fill(column: str) -> str:
             f" else coalesce(m.{column}, excluded.{column}) end")  # fmt: skip
 
 
-def _fill_text(column: str) -> str:
+def _fill_text(column: str, replaceable: str = _UPGRADE) -> str:
     return (f"{column} = case when {_GONE} then null"
-            f" when {_UPGRADE} and m.edited_at is null then coalesce(excluded.{column}, m.{column})"
+            f" when ({replaceable}) and m.edited_at is null then coalesce(excluded.{column}, m.{column})"
             f" else coalesce(m.{column}, excluded.{column}) end")  # fmt: skip
+
+
+# The caption may hold the AI description of the image (caption_generated, written by
+# projections.media.handoff when the sender wrote none): a sender caption replaces it.
+_CAPTION_REPLACEABLE = f"{_UPGRADE} or m.caption_generated"
+_CAPTION_GENERATED = (
+    f"caption_generated = case when {_GONE} then false when ({_CAPTION_REPLACEABLE}) and m.edited_at is null"
+    " and excluded.caption is not null then false else m.caption_generated end"
+)
 
 
 _MESSAGE_NAMES = [n for n, _ in MESSAGE_COLUMNS]
@@ -152,7 +162,7 @@ select {", ".join("u.raw_event::jsonb" if n == "raw_event" else f"u.{n}" for n i
 from {_unnest(MESSAGE_COLUMNS, 2)}
 on conflict (id) do update set
     {_fill("sender_id")}, {_fill("sender_name")}, {_fill("reply_to_provider_message_id")},
-    {_fill_text("body")}, {_fill_text("caption")},
+    {_fill_text("body")}, {_fill_text("caption", _CAPTION_REPLACEABLE)}, {_CAPTION_GENERATED},
     forwarded = m.forwarded or excluded.forwarded,
     message_type = case when {_UPGRADE} then excluded.message_type else m.message_type end,
     raw_event = case when {_GONE} then null when {_UPGRADE} then excluded.raw_event else m.raw_event end,

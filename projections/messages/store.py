@@ -2,8 +2,10 @@
 
 Runs inside the transaction ``projections.postgres.PostgresProjectionStore`` opens per batch:
 chats first (chat_messages references them), then the messages, then whatever was waiting
-for those messages, then the batch's statuses, edits, deletions and reactions, then the
-optional link of chats to an existing users table.
+for those messages, then the batch's statuses, edits, deletions and reactions, then the text
+derived from media that chat_media already holds for the batch's media messages and edits
+(``projections.media.handoff``, under its locks, taken before any write), then the optional
+link of chats to an existing users table.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import orjson
 from contracts.messages import MEDIA_TYPES, MessageEvent
 from projections.errors import UsersTableError
 from projections.items import Item
+from projections.media import handoff
 from projections.messages import sql
 from projections.messages.logic import RowOps, fold
 from projections.messages.rows import STATUS_ORDER, MessageUpdate
@@ -34,6 +37,8 @@ class MessagesWriter:
         await self.write_ops(conn, fold(items))
 
     async def write_ops(self, conn: asyncpg.Connection, ops: RowOps) -> None:
+        derived = _may_take_derived_text(ops)
+        await handoff.lock_messages(conn, derived)
         if ops.chats:
             await conn.execute(sql.UPSERT_CHATS, *_columns(ops.chats.values(), sql.CHAT_COLUMNS))
         if ops.messages:
@@ -41,6 +46,7 @@ class MessagesWriter:
             await conn.execute(sql.MERGE_PENDING, *self._merge_args, list(ops.messages))
         if ops.updates:
             await conn.execute(sql.APPLY_UPDATES, *self._merge_args, *_update_columns(ops.updates.values()))
+        await handoff.copy_text(conn, derived, redact_deleted=self._redact)
         if self._link_users and ops.chats:
             await conn.execute(self._link_users, list(ops.chats))
 
@@ -52,6 +58,13 @@ async def check_users_table(conn: asyncpg.Connection, users_table: str) -> None:
         await conn.fetch(f"select id::text, phone::text from {users_table} limit 0")
     except asyncpg.PostgresError as exc:
         raise UsersTableError(f"USERS_TABLE={users_table}: {exc}") from exc
+
+
+def _may_take_derived_text(ops: RowOps) -> list[str]:
+    """Media messages written by the batch, and edited messages (an edit may clear a caption)."""
+    written = (m.id for m in ops.messages.values() if m.message_type in MEDIA_TYPES)
+    edited = (u.message_id for u in ops.updates.values() if u.edited_at is not None)
+    return sorted({*written, *edited})
 
 
 def _columns(rows: Any, columns: list[tuple[str, str]]) -> list[list[Any]]:

@@ -2,8 +2,9 @@
 
 Endpoints, as OpenAI shapes them: ``POST /v1/audio/transcriptions`` (multipart),
 ``POST /v1/chat/completions`` (image_url and file content parts), ``POST /v1/responses``
-(input_image / input_file parts), ``POST /v1/embeddings`` (deterministic unit vectors,
-``dimensions``, float or base64), ``GET /v1/models``. Requests need ``Authorization: Bearer
+(input_image / input_file parts), ``POST /v1/embeddings`` (deterministic bag-of-words unit
+vectors, so texts sharing words are similar; ``dimensions``, float or base64; each call
+records its input count), ``GET /v1/models``. Requests need ``Authorization: Bearer
 <api_key>``. Answers are deterministic per input (by the SHA-256 of the file or image), can
 be set per file (``transcripts``, ``descriptions``), and every call is recorded with the
 model and that SHA-256. ``latency`` delays every model call; ``faults`` inject 429 with
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import re
 import struct
 import time
 from typing import Any
@@ -28,6 +30,8 @@ from starlette.routing import Route
 from tests.fakes.faults import Call, CallLog, Fault, Faults, now
 
 DEFAULT_DIMENSIONS = {"text-embedding-3-large": 3072}
+_WORD = re.compile(r"\w+")
+_SLOTS = 8  # positions per word
 
 
 def _error(status: int, message: str, code: str, retry_after: float | None = None) -> JSONResponse:
@@ -37,10 +41,18 @@ def _error(status: int, message: str, code: str, retry_after: float | None = Non
 
 
 def embedding(model: str, text: str, dimensions: int) -> list[float]:
-    """A deterministic unit vector for (model, text)."""
-    raw = hashlib.shake_256(f"{model}\x1f{text}".encode()).digest(dimensions * 2)
-    values = [v / 32768 for v in struct.unpack(f"<{dimensions}h", raw)]
-    norm = sum(v * v for v in values) ** 0.5 or 1.0
+    """A deterministic unit vector for (model, text) whose direction follows the words: each word
+    (lower-cased) adds +-1 at 8 positions hashed from (model, word), so texts sharing words are
+    similar by cosine (bag of words), texts sharing none are near-orthogonal, and "meaning" is
+    testable as word overlap. A text without a word gets a vector of its own."""
+    values = [0.0] * dimensions
+    for word in _WORD.findall(text.lower()) or [f"\x00{text}"]:
+        digest = hashlib.shake_256(f"{model}\x1f{word}".encode()).digest(4 * _SLOTS)
+        for n in struct.unpack(f"<{_SLOTS}I", digest):
+            values[(n >> 1) % dimensions] += 1.0 if n & 1 else -1.0
+    norm = sum(v * v for v in values) ** 0.5
+    if not norm:  # every slot cancelled out: vanishingly rare, still deterministic
+        values[hash(text) % dimensions] = norm = 1.0
     return [v / norm for v in values]
 
 
@@ -69,18 +81,20 @@ class FakeOpenAI:
     def fail(self, **kwargs: Any) -> Fault:
         return self.faults.add(Fault(**kwargs))
 
-    async def _gate(self, request: Request, model: str | None, sha: str | None) -> Response | None:
+    async def _gate(
+        self, request: Request, model: str | None, sha: str | None, detail: dict[str, object] | None = None
+    ) -> Response | None:
         """Auth, latency and injected faults; records the call. None: answer normally."""
         path = request.url.path
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            self.calls.record(Call(path, now(), 401, model, sha))
+            self.calls.record(Call(path, now(), 401, model, sha, detail=detail or {}))
             return _error(401, "Incorrect API key provided.", "invalid_api_key")
         fault = self.faults.take(path, sha, model)
         delay = self.latency + (fault.delay if fault else 0.0)
         if delay:
             await asyncio.sleep(delay)
         status = fault.status if fault else 200
-        self.calls.record(Call(path, now(), status, model, sha))
+        self.calls.record(Call(path, now(), status, model, sha, detail=detail or {}))
         if fault is None or fault.status < 300:
             return None
         if fault.status == 429:
@@ -168,7 +182,7 @@ class FakeOpenAI:
         model = body.get("model") or ""
         inputs = body.get("input")
         texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
-        if (answer := await self._gate(request, model, None)) is not None:
+        if (answer := await self._gate(request, model, None, {"inputs": len(texts)})) is not None:
             return answer
         dims = body.get("dimensions") or DEFAULT_DIMENSIONS.get(model, 1536)
         if not isinstance(dims, int) or dims < 1:

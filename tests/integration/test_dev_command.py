@@ -75,6 +75,7 @@ async def test_dev_comes_up_and_stops_everything_on_ctrl_c(tmp_path: Path) -> No
         "LOCAL_KAFKA_PORT": "0",
         "LOCAL_POSTGRES_PORT": "0",
         "INGEST_PORT": "0",
+        "RECALL_PORT": "0",
         "PYTHONUNBUFFERED": "1",
     }
     proc = subprocess.Popen(
@@ -107,6 +108,11 @@ async def test_dev_comes_up_and_stops_everything_on_ctrl_c(tmp_path: Path) -> No
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
         )
         assert sent.returncode == 0 and sent.stdout.startswith("200 "), sent.stdout + sent.stderr
+
+        import httpx
+
+        health = httpx.get(state["recall_url"] + "/healthz", timeout=10)
+        assert health.status_code == 200
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0, lines.tail()

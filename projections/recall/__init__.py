@@ -1,0 +1,15 @@
+"""The read side of the embeddings: recall a chat's snippets by meaning and by exact words.
+
+For agents in the same process::
+
+    from projections.recall import recall
+    snippets = await recall(pool, embedder, chat_key, "what did they say about the delivery?", k=10)
+
+``pool``: an asyncpg pool with ``init=projections.embeddings.vectors.register_vector``;
+``embedder``: ``streams.embed.embedder.make_embedder(settings, openai_client, wait_seconds=0)``
+(or None: exact words only). Over HTTP: ``python -m projections.recall`` (``projections.recall.app``).
+"""
+
+from projections.recall.search import QueryEmbedder, RecallConfig, RecallDisabled, Snippet, recall
+
+__all__ = ["QueryEmbedder", "RecallConfig", "RecallDisabled", "Snippet", "recall"]

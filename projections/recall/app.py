@@ -1,0 +1,145 @@
+"""The recall API: ``GET /chats/{chat}/recall?q=...&k=...&min_similarity=...``.
+
+Protected by RECALL_API_KEY, given as ``Authorization: Bearer <key>`` or ``X-API-Key``
+and compared in constant time; a wrong or missing key (or no RECALL_API_KEY configured)
+is ``401``. Answers ``200`` with the snippets (``projections.recall.search.Snippet``) best
+first; ``503 recall_disabled`` when ENABLE_VECTOR_RECALL=false or EMBEDDINGS_RECALL_LIMIT=0;
+``503 embeddings_unavailable`` (with Retry-After when the API gave one) or ``502
+embeddings_rejected`` when the query could not be embedded. ``k`` is capped at
+EMBEDDINGS_RECALL_LIMIT; ``min_similarity`` defaults to RECALL_MIN_SIMILARITY. Without
+OPENAI_API_KEY recall runs on exact words alone (``"by_meaning": false``).
+
+``GET /healthz`` (alive), ``GET /metrics`` (Prometheus). The query text is never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from contracts.settings import Settings
+from projections.embeddings.vectors import register_vector
+from projections.recall.search import QueryEmbedder, RecallConfig, RecallDisabled, recall
+from streams.common.runner import TransientError
+from streams.embed.embedder import EmbedMetrics, make_embedder
+from streams.enrichment.openai_client import ModelRejected, make_openai
+
+log = logging.getLogger(__name__)
+
+
+class RecallMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("msgmem_recall_requests", "Recall requests, by outcome", ["outcome"],
+                                registry=self.registry)  # fmt: skip
+        self.seconds = Histogram(
+            "msgmem_recall_seconds", "Time to answer a recall (query embedding included)", registry=self.registry,
+            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+        )  # fmt: skip
+        self.embed = EmbedMetrics(self.registry, "recall")
+
+
+def _error(status: int, error: str, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "reason": reason}, status_code=status, headers=headers)
+
+
+def _unauthorized(settings: Settings, request: Request) -> str | None:
+    """Why the request may not recall, or None."""
+    expected = settings.recall_api_key.get_secret_value() if settings.recall_api_key else ""
+    if not expected:
+        return "recall is not configured: RECALL_API_KEY is not set"
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    given = token.strip() if scheme.lower() == "bearer" else ""
+    given = given or request.headers.get("x-api-key", "").strip()
+    if not given:
+        return "missing API key (Authorization: Bearer or X-API-Key)"
+    if not hmac.compare_digest(expected.encode(), given.encode()):
+        return "wrong API key"
+    return None
+
+
+def create_app(
+    settings: Settings, *, pool: asyncpg.Pool | None = None, embedder: QueryEmbedder | None = None,
+) -> FastAPI:  # fmt: skip
+    """The recall app. ``pool`` / ``embedder`` default to DATABASE_URL and the OpenAI client (tests may pass theirs)."""
+    config = RecallConfig.from_settings(settings)
+    metrics = RecallMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as resources:
+            app.state.pool = pool
+            if pool is None:
+                app.state.pool = await asyncpg.create_pool(
+                    settings.database_url, min_size=1, max_size=8, init=register_vector,
+                    statement_cache_size=settings.statement_cache_size,
+                )  # fmt: skip
+                resources.push_async_callback(app.state.pool.close)
+            app.state.embedder = embedder
+            if embedder is None:
+                client = make_openai(settings)
+                if client is not None:
+                    resources.push_async_callback(client.close)
+                    built = make_embedder(settings, client, metrics=metrics.embed, wait_seconds=0)
+                    resources.push_async_callback(built.aclose)
+                    app.state.embedder = built
+                else:
+                    log.warning("OPENAI_API_KEY is not set: recall finds exact words only")
+            if config.disabled_reason:
+                log.warning("%s", config.disabled_reason)
+            if settings.recall_api_key is None:
+                log.warning("RECALL_API_KEY is not set: every recall is refused with 401")
+            yield
+
+    app = FastAPI(title="Message Memory recall", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.get("/chats/{chat}/recall")
+    async def recall_route(
+        request: Request, chat: str, q: str = Query(..., min_length=1, max_length=4000),
+        k: int = Query(10, ge=1), min_similarity: float | None = Query(None, ge=-1, le=1),
+    ) -> Response:  # fmt: skip
+        refused = _unauthorized(settings, request)
+        if refused is not None:
+            metrics.requests.labels("unauthorized").inc()
+            return _error(401, "unauthorized", refused, {"WWW-Authenticate": "Bearer"})
+        started = time.perf_counter()
+        threshold = settings.recall_min_similarity if min_similarity is None else min_similarity
+        embedder_now: QueryEmbedder | None = request.app.state.embedder
+        try:
+            snippets = await recall(request.app.state.pool, embedder_now, chat, q, k, threshold, config=config)
+        except RecallDisabled as exc:
+            metrics.requests.labels("disabled").inc()
+            return _error(503, "recall_disabled", str(exc))
+        except TransientError as exc:
+            metrics.requests.labels("embeddings_unavailable").inc()
+            headers = {"Retry-After": f"{max(1, round(exc.retry_after))}"} if exc.retry_after is not None else None
+            return _error(503, "embeddings_unavailable", str(exc), headers)
+        except ModelRejected as exc:
+            metrics.requests.labels("embeddings_rejected").inc()
+            return _error(502, "embeddings_rejected", str(exc))
+        metrics.seconds.observe(time.perf_counter() - started)
+        metrics.requests.labels("ok").inc()
+        body: dict[str, Any] = {
+            "chat": chat, "k": min(k, config.limit), "min_similarity": threshold,
+            "by_meaning": embedder_now is not None, "snippets": [s.to_json() for s in snippets],
+        }  # fmt: skip
+        return JSONResponse(body)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/metrics")
+    async def metrics_page() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,175 @@
+"""Recall: the chunks of one chat that answer a question, by meaning and by exact words.
+
+``recall(pool, embedder, chat, query, k, min_similarity)`` embeds the query (same model and
+dimensions as the chunks) and runs one SQL statement with two candidate lists:
+
+- by meaning: ``match_session_messages`` (migration 0006): cosine similarity to the query,
+  at least ``min_similarity``, exact for a chat of up to RECALL_EXACT_CHAT_CHUNKS chunks,
+  HNSW with iterative scans above;
+- by words: Postgres full text over ``chunk_tsv`` ('simple' configuration: words as
+  written, so "4271", "INV-2026-0193" or "Silva" match exactly), any query word matching,
+  ranked by ``ts_rank_cd`` (cover density, length-normalised). A chunk found only this way
+  must contain at least half of the query's distinct words: "order 4271" finds every
+  chunk naming 4271, while "what did they say about the delivery" does not return every
+  chunk containing "the".
+
+The two lists are fused by reciprocal rank fusion, score = sum over lists of 1 / (60 +
+rank): a chunk high in either list ranks high, one in both higher still; no score scales
+need reconciling. Each snippet carries its cosine similarity (also when found by words),
+which list(s) found it, and the message's time, sender and direction from chat_messages.
+Chunks of deleted messages are never returned: the projection removes them, and both
+lists also skip messages chat_messages already marks deleted.
+
+Without an embedder (no OPENAI_API_KEY) only the word list runs. ENABLE_VECTOR_RECALL=false
+or EMBEDDINGS_RECALL_LIMIT=0 switch recall off: ``RecallDisabled``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import asyncpg
+
+from contracts.settings import Settings
+
+RRF_K = 60
+MIN_CANDIDATES = 30
+MAX_CANDIDATES = 200
+
+
+class RecallDisabled(Exception):
+    """Recall is switched off in settings; the message says which setting."""
+
+
+class QueryEmbedder(Protocol):
+    async def embed(self, texts: Sequence[str], tokens: Sequence[int]) -> list[str]:
+        """Base64 float32 vectors of ``texts`` (``streams.embed.embedder.BatchingEmbedder``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RecallConfig:
+    enabled: bool = True
+    limit: int = 50
+    exact_chat_chunks: int = 20_000
+    ef_search: int = 100
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RecallConfig":
+        return cls(settings.enable_vector_recall, settings.embeddings_recall_limit, settings.recall_exact_chat_chunks,
+                   settings.recall_ef_search)  # fmt: skip
+
+    @property
+    def disabled_reason(self) -> str | None:
+        if not self.enabled:
+            return "recall is switched off (ENABLE_VECTOR_RECALL=false)"
+        if self.limit <= 0:
+            return "recall is switched off (EMBEDDINGS_RECALL_LIMIT=0)"
+        return None
+
+
+@dataclass(frozen=True)
+class Snippet:
+    message_id: str
+    chunk_index: int
+    source: str  # text (typed), transcript (voice), caption (image), document (PDF)
+    text: str
+    start_token: int
+    end_token: int
+    similarity: float | None  # cosine similarity to the query; None without a query vector
+    score: float  # reciprocal rank fusion
+    matched: Literal["meaning", "words", "both"]
+    occurred_at: datetime | None  # the message's time (None until the messages projector has it)
+    sender_id: str | None
+    sender_name: str | None
+    direction: str | None
+    message_type: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["occurred_at"] = self.occurred_at.isoformat() if self.occurred_at else None
+        return out
+
+
+# $1 chat, $2 query vector (null: words only), $3 query text, $4 candidates per list,
+# $5 min similarity, $6 exact-search chat size, $7 ef_search, $8 RRF k, $9 snippets.
+RECALL_SQL = """
+with meaning as (
+    select v.message_id, v.chunk_index, row_number() over (order by v.similarity desc, v.message_id, v.chunk_index) as rank
+    from match_session_messages($1::text, $2::vector, $4::integer, $5::float8, $6::integer, $7::integer) v
+    where $2::vector is not null
+), terms as (
+    select w.words, replace(plainto_tsquery('simple', array_to_string(w.words, ' '))::text, ' & ', ' | ')::tsquery as q
+    from (select coalesce(nullif(array(select x from unnest(a) x where length(x) >= 4 or x ~ '[0-9]'), '{}'), a) as words
+          from (select tsvector_to_array(to_tsvector('simple', $3::text)) as a) s) w
+), words as (
+    select h.message_id, h.chunk_index, row_number() over (order by h.rank desc, h.message_id, h.chunk_index) as rank
+    from (
+        select e.message_id, e.chunk_index, ts_rank_cd(e.chunk_tsv, t.q, 1) as rank
+        from terms t
+        join message_embeddings e on e.chat_key = $1::text and e.chunk_tsv @@ t.q
+        left join chat_messages m on m.id = e.message_id
+        where numnode(t.q) > 0 and m.deleted_at is null
+          and (select 2 * count(*) >= cardinality(t.words) or bool_or(w ~ '[0-9]')
+               from unnest(t.words) w where w = any(tsvector_to_array(e.chunk_tsv)))
+        order by rank desc, e.message_id, e.chunk_index
+        limit $4::integer
+    ) h
+), fused as (
+    select f.message_id, f.chunk_index, sum(1.0 / ($8::integer + f.rank))::float8 as score,
+           bool_or(f.list = 'meaning') as by_meaning, bool_or(f.list = 'words') as by_words
+    from (select *, 'meaning' as list from meaning union all select *, 'words' from words) f
+    group by f.message_id, f.chunk_index
+)
+select f.message_id, f.chunk_index, e.source, e.chunk_text, e.start_token, e.end_token,
+       (1 - (e.embedding <=> $2::vector))::float8 as similarity, f.score, f.by_meaning, f.by_words,
+       m.provider_timestamp, m.sender_id, m.sender_name, m.direction, m.message_type
+from fused f
+join message_embeddings e on e.message_id = f.message_id and e.chunk_index = f.chunk_index
+left join chat_messages m on m.id = f.message_id
+order by f.score desc, similarity desc nulls last, f.message_id, f.chunk_index
+limit $9::integer
+"""
+
+
+def _matched(by_meaning: bool, by_words: bool) -> Literal["meaning", "words", "both"]:
+    if by_meaning and by_words:
+        return "both"
+    return "meaning" if by_meaning else "words"
+
+
+async def recall(
+    pool: asyncpg.Pool, embedder: QueryEmbedder | None, chat: str, query: str, k: int = 10,
+    min_similarity: float = 0.3, *, config: RecallConfig = RecallConfig(),
+) -> list[Snippet]:  # fmt: skip
+    """The ``k`` best snippets of chat ``chat`` for ``query``, best first.
+
+    ``pool`` needs the vector codec (``projections.embeddings.vectors.register_vector`` as
+    its ``init``). Errors of the embeddings API propagate (``TransientError``,
+    ``ModelRejected``); ``RecallDisabled`` when settings switch recall off.
+    """
+    reason = config.disabled_reason
+    if reason is not None:
+        raise RecallDisabled(reason)
+    if not query.strip():
+        return []
+    k = max(1, min(k, config.limit))
+    vector = None
+    if embedder is not None:
+        [vector] = await embedder.embed([query], [len(query.encode()) // 2 + 1])
+    candidates = min(max(3 * k, MIN_CANDIDATES), MAX_CANDIDATES)
+    rows = await pool.fetch(RECALL_SQL, chat, vector, query, candidates, min_similarity, config.exact_chat_chunks,
+                            config.ef_search, RRF_K, k)  # fmt: skip
+    return [
+        Snippet(
+            message_id=r["message_id"], chunk_index=r["chunk_index"], source=r["source"], text=r["chunk_text"],
+            start_token=r["start_token"], end_token=r["end_token"], similarity=r["similarity"], score=r["score"],
+            matched=_matched(r["by_meaning"], r["by_words"]), occurred_at=r["provider_timestamp"],
+            sender_id=r["sender_id"], sender_name=r["sender_name"], direction=r["direction"],
+            message_type=r["message_type"],
+        )  # fmt: skip
+        for r in rows
+    ]
