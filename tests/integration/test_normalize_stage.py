@@ -52,7 +52,8 @@ async def test_deliveries_become_events_and_poison_goes_to_the_dead_letter_topic
             records = await read_since(settings, messages.TOPIC, start_messages)
             found = [messages.decode_event(r.value) for r in records]
             mine = [e for e in found if e.delivery_id in {batch.delivery_id, after.delivery_id}]
-            return mine if any(e.delivery_id == after.delivery_id for e in mine) else []
+            seen = {e.delivery_id for e in mine}  # two keys, two partitions: wait for both
+            return mine if {batch.delivery_id, after.delivery_id} <= seen else []
 
         found = await eventually(events)
         dead_records = await eventually(lambda: read_since(settings, deadletter.TOPIC, start_dead))
