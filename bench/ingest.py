@@ -114,7 +114,7 @@ async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float],
 
 
 def start_server(name: str, argv: list[str], env: dict[str, str], log: Path) -> Child:
-    child = Child(name, argv, ready_pattern="Application startup complete", env=env, sink=file_sink(log))
+    child = Child(name, argv, ready_pattern="Uvicorn running on", env=env, sink=file_sink(log))
     child.start().wait_ready(60)
     return child
 

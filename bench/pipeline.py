@@ -124,7 +124,7 @@ def start_service(name: str, settings: Settings, log_dir: Path, **env: str) -> C
     service = by_name(name)
     child = Child(name, service.argv(), ready_pattern=service.ready_pattern,
                   env=env_with(service.env(settings) | {"PYTHONPATH": str(ROOT)} | env),
-                  sink=file_sink(log_dir / f"{name}.log"))
+                  sink=file_sink(log_dir / f"{name}-{len(list(log_dir.glob(name + '*.log')))}.log"))
     child.start().wait_ready(90)
     return child
 
@@ -171,6 +171,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--normalize-workers", type=int, default=1,
+                        help="normalize worker processes in its consumer group (a stage scales by processes)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="msgmem-bench-pipeline-"))
@@ -188,7 +190,8 @@ def main() -> None:
         print(f"raw limits: aiokafka getmany {consume:,.0f} records/s; Postgres COPY {copy:,.0f} rows/s")
 
         t_start = time.perf_counter()
-        children.append(start_service("normalize", settings, work))
+        for i in range(args.normalize_workers):
+            children.append(start_service("normalize", settings, work, STATE_DIR=str(work / f"normalize-{i}")))
         children.append(start_service("projector", settings, work))
         started = time.perf_counter()
         print(f"workers ready in {started - t_start:.1f}s (timing starts now)")

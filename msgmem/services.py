@@ -47,7 +47,7 @@ def by_name(name: str) -> Service:
 
 
 SERVICES: tuple[Service, ...] = (
-    Service("ingest", "ingest", r"Application startup complete", "verified webhooks appended to wa.raw"),
+    Service("ingest", "ingest", r"Uvicorn running on", "verified webhooks appended to wa.raw"),
     Service(
         "normalize", "streams.normalize", r"\[\^Worker\]: Ready", "wa.raw deliveries to wa.messages events",
         group="msgmem-normalize", inputs=("wa.raw",),
@@ -87,5 +87,5 @@ SERVICES: tuple[Service, ...] = (
         "wa.embeddings to message_embeddings", group="msgmem-embeddings-projector", inputs=("wa.embeddings",),
         projection="message_embeddings",
     ),
-    Service("recall", "projections.recall", r"Application startup complete", "recall API for agents"),
+    Service("recall", "projections.recall", r"Uvicorn running on", "recall API for agents"),
 )

@@ -124,6 +124,12 @@ class StageRunner:
         return self._policy.delay(state.attempt_number, error)
 
     async def _run_one(self, record: InputRecord) -> list[Output]:
+        if self._policy.attempts == 1:
+            # No retries to schedule (normalize): skip tenacity's per-record machinery.
+            try:
+                return await self._handler(record)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a dead letter, never a crash
+                return [self._dead_letter(record, exc, 1), *self._gave_up(record, exc, 1)]
         attempts = 0
         try:
             async for attempt in AsyncRetrying(
