@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     # Projector
     projector_batch_size: int = Field(2000, ge=1)
     projector_batch_timeout_ms: int = Field(200, ge=1)
+    # Dead-letter alerts (msgmem.alerts)
+    telegram_bot_token: SecretStr | None = None
+    telegram_chat_id: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    alert_webhook_url: str | None = None
+
     projector_group: str = "msgmem-projector"
     projector_metrics_port: int = Field(0, ge=0)
     media_projector_group: str = "msgmem-media-projector"

@@ -88,4 +88,5 @@ SERVICES: tuple[Service, ...] = (
         projection="message_embeddings",
     ),
     Service("recall", "projections.recall", r"Uvicorn running on", "recall API for agents"),
+    Service("alerts", "msgmem.alerts", r"alerts watching", "Telegram / webhook alert per new dead letter"),
 )
