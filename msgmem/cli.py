@@ -6,6 +6,7 @@
     msgmem send       post fixture webhook files to a running ingest, signed as the provider would
     msgmem dlq        list, show or retry dead letters
     msgmem media      media sweep: delete expired media objects, mark their rows expired
+    msgmem projections rebuild   rebuild projections from offset 0 into fresh tables and swap them in
     msgmem replay     re-run a stage over a range of its input (--from/--until offset or time)
     msgmem status     lag per stage and partition, dead-letter depth, newest row per table
 """
@@ -163,6 +164,35 @@ def _cmd_media(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _args_projections(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("rebuild",))
+    parser.add_argument("--tables", action="append", default=[],
+                        help="projection or any of its tables; repeatable or comma-separated; default: all")
+    parser.add_argument("--dry-run", action="store_true", help="build and compare, swap nothing")
+    parser.add_argument("--require-match", action="store_true", help="swap only if every table matches")
+    parser.add_argument("--batch-size", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, help="load processes (default: one per core, at most 4)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--json", action="store_true")
+
+
+def _cmd_projections(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from projections.rebuild import RebuildError, rebuild, render
+
+    try:
+        report = asyncio.run(rebuild(
+            settings, args.tables or None, not args.no_progress, dry_run=args.dry_run,
+            require_match=args.require_match, batch_size=args.batch_size, workers=args.workers,
+        ))
+    except RebuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.as_json(), indent=2, default=str) if args.json else render(report))
+    return report.exit_code
+
+
 def _no_args(_parser: argparse.ArgumentParser) -> None:
     return None
 
@@ -177,6 +207,8 @@ COMMANDS: dict[str, Command] = {
     "dlq": ("list, show or retry dead letters (wa.deadletter)", _args_dlq, _cmd_dlq),
     "media": ("media retention: `media sweep` deletes expired objects (the media worker also runs it hourly)",
               _args_media, _cmd_media),
+    "projections": ("rebuild projections from the log into fresh tables, compare, and swap them in",
+                    _args_projections, _cmd_projections),
     "replay": ("re-run a stage over a range of its input topic, beside the live workers", _args_replay, _cmd_replay),
     "status": ("lag per stage and partition, dead-letter depth, newest row per table", _args_status, _cmd_status),
 }

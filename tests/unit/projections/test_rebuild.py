@@ -1,0 +1,89 @@
+"""The rebuild's pure parts: which projections ``--tables`` selects, how partitions are shared
+between workers, what the report says and which exit code it gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from contracts.settings import Settings
+from projections.rebuild import _decision
+from projections.rebuild_compare import Checksum, RowDifference, TableComparison
+from projections.rebuild_plan import _retarget
+from projections.rebuild_report import ProjectionReport, RebuildReport, render
+from projections.rebuild_targets import RebuildError, resolve
+from projections.rebuild_workers import split
+
+SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def tp(p: int) -> TopicPartition:
+    return TopicPartition("wa.messages", p)
+
+
+@pytest.mark.parametrize(
+    "names", [None, [], ["messages"], ["chat_messages"], ["chats"], ["chats,chat_message_pending"]]
+)
+def test_any_table_of_a_projection_selects_the_whole_projection(names: list[str] | None) -> None:
+    [target] = resolve(SETTINGS, names)
+    assert (target.name, target.tables) == ("chat_messages", ("chats", "chat_messages", "chat_message_pending"))
+
+
+def test_an_unknown_table_is_refused_with_the_known_names() -> None:
+    with pytest.raises(RebuildError, match="nothing rebuilds chat_media, nope; known: .*chat_messages"):
+        resolve(SETTINGS, ["nope", "chat_media"])
+
+
+def test_partitions_are_shared_by_events_not_by_count() -> None:
+    start = {tp(p): 0 for p in range(6)}
+    goal = {tp(0): 900, tp(1): 100, tp(2): 100, tp(3): 100, tp(4): 0, tp(5): 600}
+    groups = split(start, goal, 2)
+    assert groups == [[tp(0)], [tp(5), tp(1), tp(2), tp(3)]]
+    assert split(start, goal, 8) == [[tp(0)], [tp(5)], [tp(1)], [tp(2)], [tp(3)]]  # nothing to do on 4
+    assert split({tp(0): 50}, {tp(0): 50}, 2) == []
+    assert split(start, {tp(3): 10}, 1) == [[tp(3)]]
+
+
+def _comparison(table: str, live: int, rebuilt: int, **kw: Any) -> TableComparison:
+    return TableComparison(table, Checksum(live, f"{live:016x}"), Checksum(rebuilt, f"{rebuilt:016x}"), **kw)
+
+
+def test_the_decision_follows_the_flags() -> None:
+    same, different = [_comparison("chats", 1, 1)], [_comparison("chats", 1, 2)]
+    assert _decision(dry_run=False, require_match=False, truncated=False)(different, 0)[0]
+    assert _decision(dry_run=False, require_match=True, truncated=False)(same, 0)[0]
+    assert not _decision(dry_run=False, require_match=True, truncated=False)(different, 0)[0]
+    assert not _decision(dry_run=True, require_match=False, truncated=False)(same, 0)[0]
+    assert not _decision(dry_run=False, require_match=False, truncated=True)(same, 0)[0]
+
+
+def test_the_report_names_the_differing_rows_and_columns() -> None:
+    changed = RowDifference({"id": "m1"}, "changed", ("body", "status"))
+    gone = RowDifference({"id": "m2"}, "only_rebuilt")
+    p = ProjectionReport("chat_messages", ("chats", "chat_messages"), events=1000, undecodable=1,
+                         skipped_at=["wa.messages[0]@3 (undecodable)"], swapped=True, outcome="swapped")  # fmt: skip
+    p.comparisons = [_comparison("chats", 5, 5), _comparison("chat_messages", 9, 10, changed=1, only_rebuilt=1,
+                                                             samples=(changed, gone))]  # fmt: skip
+    p.phases.total = 2.0
+    text = render(RebuildReport([p]))
+    assert "1,000 events in 2.0s = 500 events/s" in text
+    assert "DIFFERENT: 1 changed, 0 only live, 1 only rebuilt" in text
+    assert "id=m1: columns body, status" in text and "id=m2: only rebuilt" in text
+    assert "wa.messages[0]@3 (undecodable)" in text
+    assert RebuildReport([p]).exit_code == 0
+    assert RebuildReport([p], dry_run=True).exit_code == 1
+    assert RebuildReport([p], require_match=True).exit_code == 1
+    p.comparisons = p.comparisons[:1]
+    assert RebuildReport([p], require_match=True).exit_code == 0
+    assert RebuildReport([p]).as_json()["projections"][0]["match"] is True
+
+
+def test_definitions_are_moved_to_the_shadow_table_once() -> None:
+    definition = "CREATE INDEX chats_idx ON public.chats USING btree (contact_phone) WHERE (x ON public.chats USING y)"
+    moved = _retarget(definition, " ON public.chats USING ", ' ON "s"."chats" USING ')
+    assert moved.startswith('CREATE INDEX chats_idx ON "s"."chats" USING btree')
+    assert moved.endswith("WHERE (x ON public.chats USING y)")
+    with pytest.raises(RebuildError):
+        _retarget(definition, " ON public.other USING ", " ON s.other USING ")
