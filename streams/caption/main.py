@@ -11,21 +11,19 @@ before wa.deadletter. Results are cached by (sha256, stage, model). Logs
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import faust
 from prometheus_client import CollectorRegistry
 
-from contracts import media
 from contracts.settings import Settings
 from streams.caption.agent import STAGE, make_handler
 from streams.caption.captioner import OpenAICaptioner
 from streams.caption.logic import MAX_TOKENS, PROMPT
-from streams.common.faust_app import attach_stage, make_app, run_worker
-from streams.common.runner import StageMetrics, StageParts
-from streams.enrichment.bootstrap import enrichment_resources, policy
+from streams.common.faust_app import stage_main
+from streams.common.runner import StageParts
+from streams.enrichment.bootstrap import enrichment_resources, media_stage_app
 from streams.enrichment.cache import CacheMetrics
 
 
@@ -46,23 +44,11 @@ async def stage_parts(settings: Settings, metrics: CacheMetrics | None = None) -
 
 
 def build_app(settings: Settings) -> faust.App:
-    app = make_app(STAGE, settings)
-    metrics = StageMetrics(STAGE)
-    cache_metrics = CacheMetrics(STAGE, metrics.registry)  # once per process: a registry refuses duplicates
-    concurrency = settings.caption_concurrency
-    attach_stage(
-        app, settings, stage=STAGE, input_topic=media.TOPIC, parts=lambda: stage_parts(settings, cache_metrics),
-        policy=policy(settings, settings.caption_max_attempts, settings.caption_retry_min_seconds,
-                      settings.caption_retry_max_seconds),
-        batch_size=concurrency * 4, within=0.2, metrics=metrics, concurrency=concurrency,
-    )  # fmt: skip
-    return app
+    return media_stage_app(STAGE, settings, stage_parts)
 
 
 def main() -> None:
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_worker(build_app(settings), settings)
+    stage_main(build_app)
 
 
 if __name__ == "__main__":

@@ -140,3 +140,10 @@ def run_worker(app: faust.App, settings: Settings) -> None:
     """Start the worker in this process (blocks); it logs ``Ready`` once consuming."""
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
+
+
+def stage_main(build_app: Callable[[Settings], faust.App]) -> None:
+    """The ``main()`` of every stage: settings from the environment, logging, the worker."""
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_worker(build_app(settings), settings)

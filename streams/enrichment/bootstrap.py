@@ -3,14 +3,17 @@ stored files), the OpenAI client (None without a key), and the result cache in P
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
+import faust
 from openai import AsyncOpenAI
 
+from contracts import media
 from contracts.settings import Settings
-from streams.common.runner import RetryPolicy
+from streams.common.faust_app import attach_stage, make_app
+from streams.common.runner import RetryPolicy, StageMetrics, StageParts
 from streams.enrichment.cache import CachedResults, CacheMetrics, PostgresResultCache
 from streams.enrichment.openai_client import make_openai
 from streams.media.storage import MediaStore, build_store
@@ -41,3 +44,21 @@ async def enrichment_resources(settings: Settings, metrics: CacheMetrics) -> Asy
 
 def policy(settings: Settings, attempts: int, min_seconds: float, max_seconds: float) -> RetryPolicy:
     return RetryPolicy(attempts, min_seconds, max_seconds, settings.enrichment_retry_after_max_seconds)
+
+
+def media_stage_app(
+    stage: str, settings: Settings, parts: Callable[[Settings, CacheMetrics], AbstractAsyncContextManager[StageParts]]
+) -> faust.App:
+    """The Faust app of an AI stage that reads wa.media. Its knobs are the ``<STAGE>_*``
+    settings (concurrency, attempts, retry bounds); a batch holds four rounds of calls."""
+    app = make_app(stage, settings)
+    metrics = StageMetrics(stage)
+    cache_metrics = CacheMetrics(stage, metrics.registry)  # once per process: a registry refuses duplicates
+    concurrency: int = getattr(settings, f"{stage}_concurrency")
+    attach_stage(
+        app, settings, stage=stage, input_topic=media.TOPIC, parts=lambda: parts(settings, cache_metrics),
+        policy=policy(settings, getattr(settings, f"{stage}_max_attempts"),
+                      getattr(settings, f"{stage}_retry_min_seconds"), getattr(settings, f"{stage}_retry_max_seconds")),
+        batch_size=concurrency * 4, within=0.2, metrics=metrics, concurrency=concurrency,
+    )  # fmt: skip
+    return app
