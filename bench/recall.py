@@ -264,6 +264,7 @@ async def main() -> None:
         await run(args, args.database_url)
         return
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="msgmem-bench-recall-"))
+    root.mkdir(parents=True, exist_ok=True)
     postgres = LocalPostgres(root / "postgres", free_port(), durable=False, sink=file_sink(root / "postgres.log"))
     postgres.start()
     try:

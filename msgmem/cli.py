@@ -133,7 +133,10 @@ def _cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _args_replay(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stage", help="the stage to re-run, e.g. normalize, transcribe")
+    from msgmem.stages import HANDLERS
+
+    parser.add_argument("stage", choices=sorted(HANDLERS),
+                        help="the stage to re-run (projections are rebuilt with: msgmem projections rebuild)")
     parser.add_argument("--from", dest="start", help="offset (every partition) or ISO time; default: the beginning")
     parser.add_argument("--until", help="offset (exclusive) or ISO time; default: the end now")
     parser.add_argument("--chat", help="only this chat's outputs (chat key)")

@@ -17,7 +17,7 @@ from contracts.settings import Settings
 from msgmem.kafka import end_offsets, make_consumer, partitions_of
 from msgmem.progress import Progress
 from msgmem.services import SERVICES
-from msgmem.stages import open_handler
+from msgmem.stages import HANDLERS, open_handler
 from streams.common.outputs import KafkaOutputs
 from streams.common.records import InputRecord, Output
 
@@ -44,6 +44,9 @@ def parse_position(text: str | None) -> int | datetime | None:
 
 
 def input_topic(stage: str) -> str:
+    if stage not in HANDLERS:  # a projection would append its own input to itself
+        raise KeyError(f"no stage named {stage!r} can be replayed; stages: {', '.join(sorted(HANDLERS))} "
+                       "(projections are rebuilt with `msgmem projections rebuild`)")
     for service in SERVICES:
         if service.name == stage and service.inputs:
             return service.inputs[0]

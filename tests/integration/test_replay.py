@@ -5,15 +5,27 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import asyncpg
 import pytest
+from pydantic import SecretStr
 
-from contracts import messages, raw
+from contracts import media, messages, raw
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from msgmem.kafka import end_offsets, make_producer, read_range
 from msgmem.replay import parse_position, replay
+from streams.media.storage import LocalMediaStore
 from tests.conftest import FIXTURES
+from tests.fakes.events import media_message as fixture_media_message
+from tests.fakes.events import put_fixture, sha256_file, stored_event
+from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.server import ThreadedServer
+from tests.fakes.stages import running_stage
+from tests.integration.test_media_projection import media_caught_up, media_projection, ready
+from tests.integration.test_projector import caught_up, channel, produce, projector
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +80,69 @@ def test_positions_are_offsets_or_aware_times() -> None:
     assert parse_position(None) is None
     with pytest.raises(ValueError, match="timezone"):
         parse_position("2026-11-20T09:00:00")
+
+
+async def test_replaying_transcribe_with_another_model_updates_the_transcript_in_place(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """A better transcription model ships: one `msgmem replay transcribe` beside the live worker
+    rewrites the voice note's transcript where it is read, and adds no row anywhere."""
+    await db.execute("truncate enrichment_cache")
+    await ready(db, settings)
+    store = LocalMediaStore(tmp_path / "media", "chat-media")
+    await put_fixture(store, "voice_note.ogg")
+    chat = f"whapi:{channel()}:15550001234"
+    stored = stored_event("voice_note.ogg", "voice", store=store, message=f"replay-{uuid.uuid4().hex[:8]}", chat=chat)
+    message = fixture_media_message("whapi", "voice", message_id=stored.message_id, chat_key=chat)
+    fake = FakeOpenAI()
+    sha = sha256_file("voice_note.ogg")
+    fake.transcripts[sha] = "Hi, this is Dana about the delivery."
+
+    with ThreadedServer(fake.app) as url:
+        ai = {"openai_api_key": SecretStr(fake.api_key), "openai_base_url": f"{url}/v1", "media_local_dir": store.root}
+        env = {"OPENAI_API_KEY": fake.api_key, "OPENAI_BASE_URL": f"{url}/v1", "MEDIA_LOCAL_DIR": str(store.root)}
+        async with projector(settings), media_projection(settings):
+            await produce(settings, [message])
+            before = await end_offsets(settings, media.TOPIC)
+            await publish_stored(settings, [stored])
+            after = await end_offsets(settings, media.TOPIC)
+            with running_stage("streams.transcribe", settings, tmp_path, **env):  # the live worker, left running
+                first = await eventually(lambda: transcript_of(db, stored.media_id), timeout=90)
+                assert (first["transcript"], first["transcript_model"]) == ("Hi, this is Dana about the delivery.",
+                                                                            "gpt-4o-mini-transcribe")  # fmt: skip
+
+                fake.transcripts[sha] = "Hi, this is Dana Silva about the delivery of order 4271."
+                better = settings.model_copy(update={**ai, "transcription_model": "whisper-large-v9"})
+                [tp] = [tp for tp in after if after[tp] > before[tp]]
+                summary = await replay(better, "transcribe", start=before[tp], until=after[tp], chat=chat,
+                                       progress=False)  # fmt: skip
+                assert (summary.inputs, summary.failures) == (after[tp] - before[tp], 0) and summary.outputs == 1
+
+                second = await eventually(lambda: transcript_of(db, stored.media_id, "whisper-large-v9"), timeout=60)
+                await media_caught_up(db, settings)
+                await caught_up(db, settings)
+
+    assert second["transcript"] == "Hi, this is Dana Silva about the delivery of order 4271."
+    assert await db.fetchval("select count(*) from chat_media where message_id = $1", stored.message_id) == 1
+    assert await db.fetchval("select count(*) from chat_messages where chat_key = $1", chat) == 1
+    assert await db.fetchval("select transcript from chat_messages where id = $1", stored.message_id) == second["transcript"]
+    models = [c.model for c in fake.calls("/v1/audio/transcriptions") if c.sha256 == sha and c.status == 200]
+    assert models == ["gpt-4o-mini-transcribe", "whisper-large-v9"]  # one paid call per model, no more
+
+
+async def transcript_of(db: asyncpg.Connection, media_id: str, model: str | None = None) -> asyncpg.Record | None:
+    """The media row once it has a transcript (by ``model``, if given)."""
+    row = await db.fetchrow("select transcript, transcript_model from chat_media where id = $1", media_id)
+    done = row is not None and row["transcript"] is not None and model in (None, row["transcript_model"])
+    return row if done else None
+
+
+async def publish_stored(settings: Settings, events: list[media.MediaStored]) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for e in events:
+            await producer.send_and_wait(media.TOPIC, media.encode_event(e), key=e.chat_key.encode(),
+                                         headers=[("mm-type", e.type.encode())])  # fmt: skip
+    finally:
+        await producer.stop()
