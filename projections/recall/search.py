@@ -6,12 +6,14 @@ dimensions as the chunks) and runs one SQL statement with two candidate lists:
 - by meaning: ``match_session_messages`` (migration 0006): cosine similarity to the query,
   at least ``min_similarity``, exact for a chat of up to RECALL_EXACT_CHAT_CHUNKS chunks,
   HNSW with iterative scans above;
-- by words: Postgres full text over ``chunk_tsv`` ('simple' configuration: words as
-  written, so "4271", "INV-2026-0193" or "Silva" match exactly), any query word matching,
-  ranked by ``ts_rank_cd`` (cover density, length-normalised). A chunk found only this way
-  must contain at least half of the query's distinct words: "order 4271" finds every
-  chunk naming 4271, while "what did they say about the delivery" does not return every
-  chunk containing "the".
+- by words: ``match_session_words`` (migration 0007): Postgres full text over ``chunk_tsv``
+  ('simple' configuration: words as written, so "4271", "INV-2026-0193" or "Silva" match
+  exactly), any query word matching, ranked by ``ts_rank_cd`` (cover density,
+  length-normalised). A chunk found only this way must contain at least half of the
+  query's distinct words: "order 4271" finds every chunk naming 4271, while "what did they
+  say about the delivery" does not return every chunk containing "the". A chat's rows are
+  tested directly rather than through the GIN index, whose bitmap for a common word
+  spans the whole table.
 
 The two lists are fused by reciprocal rank fusion, score = sum over lists of 1 / (60 +
 rank): a chunk high in either list ranks high, one in both higher still; no score scales
@@ -101,23 +103,9 @@ with meaning as (
     select v.message_id, v.chunk_index, row_number() over (order by v.similarity desc, v.message_id, v.chunk_index) as rank
     from match_session_messages($1::text, $2::vector, $4::integer, $5::float8, $6::integer, $7::integer) v
     where $2::vector is not null
-), terms as (
-    select w.words, replace(plainto_tsquery('simple', array_to_string(w.words, ' '))::text, ' & ', ' | ')::tsquery as q
-    from (select coalesce(nullif(array(select x from unnest(a) x where length(x) >= 4 or x ~ '[0-9]'), '{}'), a) as words
-          from (select tsvector_to_array(to_tsvector('simple', $3::text)) as a) s) w
 ), words as (
-    select h.message_id, h.chunk_index, row_number() over (order by h.rank desc, h.message_id, h.chunk_index) as rank
-    from (
-        select e.message_id, e.chunk_index, ts_rank_cd(e.chunk_tsv, t.q, 1) as rank
-        from terms t
-        join message_embeddings e on e.chat_key = $1::text and e.chunk_tsv @@ t.q
-        left join chat_messages m on m.id = e.message_id
-        where numnode(t.q) > 0 and m.deleted_at is null
-          and (select 2 * count(*) >= cardinality(t.words) or bool_or(w ~ '[0-9]')
-               from unnest(t.words) w where w = any(tsvector_to_array(e.chunk_tsv)))
-        order by rank desc, e.message_id, e.chunk_index
-        limit $4::integer
-    ) h
+    select w.message_id, w.chunk_index, row_number() over (order by w.rank desc, w.message_id, w.chunk_index) as rank
+    from match_session_words($1::text, $3::text, $4::integer, $6::integer) w
 ), fused as (
     select f.message_id, f.chunk_index, sum(1.0 / ($8::integer + f.rank))::float8 as score,
            bool_or(f.list = 'meaning') as by_meaning, bool_or(f.list = 'words') as by_words

@@ -171,3 +171,15 @@ async def test_recall_in_process_for_agents(world: World) -> None:
     finally:
         await embedder.aclose()
         await client.close()
+
+
+async def test_words_are_found_alike_through_the_chat_rows_and_through_the_gin_index(world: World) -> None:
+    """match_session_words reads a small chat's rows directly and a large chat's through the
+    GIN index (exact_chunks decides): both give the same chunks in the same order."""
+    for question in ("status of order 4271", "what did they say about the parcel", "the of"):
+        direct = await world.pool.fetch("select * from match_session_words($1, $2, 30, 20000)", world.chat.key, question)
+        indexed = await world.pool.fetch("select * from match_session_words($1, $2, 30, 0)", world.chat.key, question)
+        assert [tuple(r) for r in direct] == [tuple(r) for r in indexed]
+    [hit, *_] = await world.pool.fetch("select * from match_session_words($1, 'order 4271')", world.chat.key)
+    assert hit["message_id"] == world.chat.mid("invoice")
+    assert await world.pool.fetch("select * from match_session_words($1, 'order 4271')", world.other.key) == []
