@@ -176,7 +176,7 @@ class Settings(BaseSettings):
     embeddings_recall_limit: int = Field(50, ge=0)
     recall_min_similarity: float = Field(0.3, ge=-1, le=1)
     recall_exact_chat_chunks: int = Field(20_000, ge=0)
-    recall_ef_search: int = Field(100, ge=1, le=1000)
+    recall_ef_search: int = Field(200, ge=1, le=1000)
     recall_api_key: SecretStr | None = None
     recall_host: str = "127.0.0.1"
     recall_port: int = Field(8090, ge=0)

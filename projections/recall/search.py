@@ -57,7 +57,7 @@ class RecallConfig:
     enabled: bool = True
     limit: int = 50
     exact_chat_chunks: int = 20_000
-    ef_search: int = 100
+    ef_search: int = 200
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RecallConfig":
