@@ -45,7 +45,11 @@ def _credentials(settings: Settings) -> CredentialsT | None:
     return faust.SSLCredentials(ssl) if ssl is not None else None
 
 
-def make_app(stage: str, settings: Settings) -> faust.App:
+def make_app(
+    stage: str, settings: Settings, *, stream_buffer_maxsize: int = 8192, max_poll_records: int | None = None
+) -> faust.App:
+    """The stage's app. ``stream_buffer_maxsize`` is how many records Faust queues for the
+    agent; ``max_poll_records`` caps each fetch handed to it (None: all that is prefetched)."""
     datadir = settings.state_dir / "faust" / stage
     datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
@@ -64,7 +68,8 @@ def make_app(stage: str, settings: Settings) -> faust.App:
         producer_acks=-1,
         producer_max_request_size=settings.ingest_max_body_bytes + 4 * 1024 * 1024,
         consumer_max_fetch_size=settings.ingest_max_body_bytes + 4 * 1024 * 1024,
-        stream_buffer_maxsize=8192,
+        stream_buffer_maxsize=stream_buffer_maxsize,
+        broker_max_poll_records=max_poll_records,
     )
 
 

@@ -16,9 +16,19 @@ from streams.common.faust_app import attach_stage, make_app, run_worker
 from streams.common.runner import RetryPolicy
 from streams.normalize.agent import STAGE, make_handler
 
+# Sized for a backlog (a restart, a replay), where throughput counts. Faust stops fetching a
+# partition once the agent's buffer is 80% full and resumes below 40%, but still delivers the
+# rest of the fetch in hand, and a record that finds the buffer full costs several tasks;
+# while every partition is paused its fetcher sleeps a whole second. So: fetches of at most
+# 1,000 records, which fit in the 20% above the mark, and a buffer whose 80% outlasts that
+# second at ~10k events/s. Bounded fetches also unpack fewer records at once: peak memory
+# measured lower than with 8,192 and unbounded fetches (the settings before).
+BUFFER = 16_384
+MAX_POLL_RECORDS = 1_000
+
 
 def build_app(settings: Settings) -> faust.App:
-    app = make_app(STAGE, settings)
+    app = make_app(STAGE, settings, stream_buffer_maxsize=BUFFER, max_poll_records=MAX_POLL_RECORDS)
     attach_stage(
         app, settings, stage=STAGE, input_topic=raw.TOPIC, handler_factory=lambda: make_handler(settings),
         policy=RetryPolicy(attempts=1), batch_size=1000, within=0.1,
