@@ -23,6 +23,7 @@ from tests.fakes.events import put_fixture, sha256_file, stored_event
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import ThreadedServer
 from tests.fakes.stages import running_stage
+from tests.integration.test_enrich_stages import publish
 from tests.integration.test_media_projection import media_caught_up, media_projection, ready
 from tests.integration.test_projector import caught_up, channel, produce, projector
 from tests.waiting import eventually
@@ -104,7 +105,7 @@ async def test_replaying_transcribe_with_another_model_updates_the_transcript_in
         async with projector(settings), media_projection(settings):
             await produce(settings, [message])
             before = await end_offsets(settings, media.TOPIC)
-            await publish_stored(settings, [stored])
+            await publish(settings, [stored])
             after = await end_offsets(settings, media.TOPIC)
             with running_stage("streams.transcribe", settings, tmp_path, **env):  # the live worker, left running
                 first = await eventually(lambda: transcript_of(db, stored.media_id), timeout=90)
@@ -137,14 +138,3 @@ async def transcript_of(db: asyncpg.Connection, media_id: str, model: str | None
     row = await db.fetchrow("select transcript, transcript_model from chat_media where id = $1", media_id)
     done = row is not None and row["transcript"] is not None and model in (None, row["transcript_model"])
     return row if done else None
-
-
-async def publish_stored(settings: Settings, events: list[media.MediaStored]) -> None:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send_and_wait(media.TOPIC, media.encode_event(e), key=e.chat_key.encode(),
-                                         headers=[("mm-type", e.type.encode())])  # fmt: skip
-    finally:
-        await producer.stop()
