@@ -9,12 +9,13 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka import TopicPartition
 from pydantic import SecretStr
 
 from contracts import media, messages, raw
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_producer, read_range
+from msgmem.kafka import end_offsets, make_consumer, make_producer, read_range
 from msgmem.replay import parse_position, replay
 from streams.media.storage import LocalMediaStore
 from tests.conftest import FIXTURES
@@ -105,6 +106,7 @@ async def test_replaying_transcribe_with_another_model_updates_the_transcript_in
         async with projector(settings), media_projection(settings):
             await produce(settings, [message])
             before = await end_offsets(settings, media.TOPIC)
+            await commit_offsets(settings, "msgmem-transcribe", before)  # skip earlier tests' wa.media records
             await publish(settings, [stored])
             after = await end_offsets(settings, media.TOPIC)
             with running_stage("streams.transcribe", settings, tmp_path, **env):  # the live worker, left running
@@ -138,3 +140,14 @@ async def transcript_of(db: asyncpg.Connection, media_id: str, model: str | None
     row = await db.fetchrow("select transcript, transcript_model from chat_media where id = $1", media_id)
     done = row is not None and row["transcript"] is not None and model in (None, row["transcript_model"])
     return row if done else None
+
+
+async def commit_offsets(settings: Settings, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Move a stopped stage's consumer group to ``offsets``, so its next worker starts there."""
+    consumer = make_consumer(settings, group_id=group)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
