@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import os
 import shutil
 import signal
 import subprocess
@@ -78,8 +79,13 @@ def _cluster_id() -> str:
     return cid
 
 
-def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
-    """A dev/test broker: one replica, instant group joins, no automatic topic creation."""
+def server_properties(data_dir: Path, port: int, controller_port: int, cpus: int | None = None) -> str:
+    """A dev/test broker: one replica, instant group joins, no automatic topic creation,
+    and request threads sized to the machine. Kafka's defaults (3 network and 8 I/O
+    threads) suit a server; on 2 cores, shared with the services, each request then hops
+    between more threads than there are cores: 1 and 2 gave ingest 12% more deliveries/s
+    with less CPU in every process."""
+    cpus = cpus or os.cpu_count() or 2
     return "\n".join(
         [
             "process.roles=broker,controller",
@@ -102,6 +108,8 @@ def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
             "share.coordinator.state.topic.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
+            f"num.network.threads={min(3, max(1, cpus // 2))}",
+            f"num.io.threads={min(8, max(2, cpus))}",
             "message.max.bytes=22020096",
             "replica.fetch.max.bytes=22020096",
             "socket.request.max.bytes=104857600",
@@ -129,9 +137,15 @@ class LocalKafka:
         return f"127.0.0.1:{self.port}"
 
     def _java(self, main: str, *args: str) -> list[str]:
+        """The JVM command line. ``TieredStopAtLevel=1`` keeps the JIT to its quick tier (C1):
+        on a 2-core machine the optimising compiler (C2) was still compiling the broker's
+        request path minutes into a run, and took a third of the broker's CPU doing it
+        (measured under ingest load: 38 -> 25 µs of broker CPU per webhook with C1 alone).
+        A dev/test broker lives for minutes, not months, so the quick tier is the better
+        trade here; a production broker keeps the JVM's defaults."""
         log_cfg = self.data_dir / "log4j2.yaml"
         return [
-            "java", f"-Xms128m", f"-Xmx{self._heap}", "-XX:+UseG1GC",
+            "java", f"-Xms128m", f"-Xmx{self._heap}", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
             "-Xshare:auto", "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log_cfg}",
             "-cp", f"{self.libs}/*", main, *args,
         ]

@@ -66,6 +66,16 @@ def test_local_broker_is_configured_for_a_dev_box(tmp_path: Path) -> None:
     assert int(props["message.max.bytes"]) > int(RAW.config()["max.message.bytes"])
 
 
+def test_local_broker_threads_follow_the_cores(tmp_path: Path) -> None:
+    def threads(cpus: int) -> tuple[str, str]:
+        props = dict(line.split("=", 1) for line in server_properties(tmp_path, 1, 2, cpus).splitlines() if line)
+        return props["num.network.threads"], props["num.io.threads"]
+
+    assert threads(2) == ("1", "2")  # no more request threads than a small machine has cores
+    assert threads(4) == ("2", "4")
+    assert threads(64) == ("3", "8")  # Kafka's own defaults on a server
+
+
 def test_migrations_are_ordered_sql_files() -> None:
     versions = [m.version for m in load_migrations()]
     assert versions == sorted(versions) and versions[0] == "0001_initial"
