@@ -2,23 +2,28 @@
 
 The adapter answers only once the broker has acknowledged the write (acks=all,
 idempotent producer). It starts even when the broker is down, reports not-ready, and
-keeps reconnecting in the background, so the service recovers by itself.
+keeps reconnecting in the background, so the service recovers by itself. Records reach
+the producer through one ``PartitionLane`` per partition (see ``ingest.lanes``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from contracts import raw
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from ingest.errors import BrokerUnavailable
+from ingest.lanes import BROKER_ERRORS, PartitionLane, Record
 from msgmem.kafka import make_producer
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,8 @@ class KafkaPublisher:
         self._producer: AIOKafkaProducer | None = None
         self._connector: asyncio.Task[None] | None = None
         self._failures = 0
+        self._lanes: dict[int, PartitionLane] = {}
+        self._partitions: int | None = None  # wa.raw's partition count, kept current by metadata updates
 
     def ready(self) -> bool:
         return self._producer is not None and self._failures == 0
@@ -64,6 +71,8 @@ class KafkaPublisher:
                     await producer.stop()
                 await asyncio.sleep(self._reconnect_interval)
                 continue
+            producer.client.cluster.add_listener(self._on_metadata)
+            self._on_metadata(producer.client.cluster)
             self._producer = producer
             self._failures = 0
             log.info("connected to kafka at %s", self._settings.kafka_bootstrap_servers)
@@ -72,23 +81,69 @@ class KafkaPublisher:
         producer = self._producer
         if producer is None:
             raise BrokerUnavailable("not connected to the broker yet")
+        key = delivery.key
+        partition = await self._partition_of(producer, key)
+        lane = self._lanes.get(partition)
+        if lane is None:
+            lane = self._lanes[partition] = PartitionLane(
+                partition, self._send_batch, timeout=self._timeout,
+                linger=self._settings.kafka_producer_linger_ms / 1000,
+            )
         try:
-            # asyncio.timeout, not wait_for: no extra task per webhook.
-            async with asyncio.timeout(self._timeout):
-                await producer.send_and_wait(raw.TOPIC, delivery.body, key=delivery.key, headers=delivery.kafka_headers())
-        except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+            await lane.add((key, delivery.body, delivery.kafka_headers()))
+        except BrokerUnavailable:
             self._failures += 1
-            raise BrokerUnavailable(f"broker did not acknowledge the write ({type(exc).__name__})") from exc
+            raise
         self._failures = 0
+
+    def _on_metadata(self, cluster: ClusterMetadata) -> None:
+        self._partitions = len(cluster.partitions_for_topic(raw.TOPIC) or ()) or None
+
+    async def _partition_of(self, producer: AIOKafkaProducer, key: bytes) -> int:
+        """The partition Kafka's default partitioner picks for ``key`` (murmur2, as the Java
+        client does), so keys land where any other producer would put them."""
+        if self._partitions is None:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    self._partitions = len(await producer.partitions_for(raw.TOPIC))
+            except BROKER_ERRORS as exc:
+                self._failures += 1
+                raise BrokerUnavailable(f"no metadata for {raw.TOPIC} ({type(exc).__name__})") from exc
+        return _partition(key, self._partitions)
+
+    async def _send_batch(self, records: list[Record], partition: int) -> None:
+        producer = self._producer
+        if producer is None:
+            raise BrokerUnavailable("not connected to the broker")
+        acks = []
+        builder = producer.create_batch()
+        for key, value, headers in records:
+            if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:  # full
+                acks.append(await producer.send_batch(builder, raw.TOPIC, partition=partition))
+                builder = producer.create_batch()
+                builder.append(timestamp=None, key=key, value=value, headers=headers)  # a first record always fits
+        builder.close()  # ready to send now: the lane has already lingered
+        acks.append(await producer.send_batch(builder, raw.TOPIC, partition=partition))
+        for outcome in await asyncio.gather(*acks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def stop(self) -> None:
         if self._connector is not None:
             self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._connector
+        for lane in self._lanes.values():
+            with contextlib.suppress(Exception):
+                await lane.drained()
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+
+
+@functools.lru_cache(maxsize=4096)
+def _partition(key: bytes, partitions: int) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class RecordingPublisher:
