@@ -140,6 +140,7 @@ def _args_replay(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="start", help="offset (every partition) or ISO time; default: the beginning")
     parser.add_argument("--until", help="offset (exclusive) or ISO time; default: the end now")
     parser.add_argument("--chat", help="only this chat's outputs (chat key)")
+    parser.add_argument("--partition", type=int, help="only this partition of the input topic")
     parser.add_argument("--dry-run", action="store_true", help="count, write nothing")
 
 
@@ -148,7 +149,7 @@ def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
     summary = asyncio.run(replay(
         settings, args.stage, start=parse_position(args.start), until=parse_position(args.until),
-        chat=args.chat, dry_run=args.dry_run,
+        chat=args.chat, partition=args.partition, dry_run=args.dry_run,
     ))
     verb = "would write" if args.dry_run else "wrote"
     print(f"replayed {summary.inputs} input(s) of {summary.stage} in {summary.seconds:.1f}s: "

@@ -68,18 +68,24 @@ async def _offsets(  # type: ignore[no-untyped-def]
 
 async def replay(
     settings: Settings, stage: str, *, start: int | datetime | None, until: int | datetime | None,
-    chat: str | None = None, dry_run: bool = False, progress: bool = True,
+    chat: str | None = None, partition: int | None = None, dry_run: bool = False, progress: bool = True,
 ) -> ReplaySummary:
+    """Re-run ``stage`` over its input from ``start`` to ``until`` (offsets apply to every
+    partition unless ``partition`` names one; times are looked up per partition)."""
     topic = input_topic(stage)
     async with open_handler(stage, settings) as handler:
         return await _replay(settings, stage, topic, handler, start=start, until=until, chat=chat,
-                             dry_run=dry_run, progress=progress)
+                             partition=partition, dry_run=dry_run, progress=progress)
 
 
 async def _replay(  # type: ignore[no-untyped-def]
-    settings: Settings, stage: str, topic: str, handler, *, start, until, chat, dry_run, progress,
+    settings: Settings, stage: str, topic: str, handler, *, start, until, chat, partition, dry_run, progress,
 ) -> ReplaySummary:
     parts = await partitions_of(settings, topic)
+    if partition is not None:
+        if partition not in {tp.partition for tp in parts}:
+            raise KeyError(f"{topic} has no partition {partition} (it has {len(parts)})")
+        parts = [tp for tp in parts if tp.partition == partition]
     ends = await end_offsets(settings, topic)
     consumer = make_consumer(settings, group_id=None)
     await consumer.start()
