@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -16,6 +17,7 @@ from contracts.settings import Settings
 from contracts.topics import RAW
 from ingest.publisher import KafkaPublisher
 from msgmem.kafka import end_offsets, partitions_of, read_range
+from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +31,14 @@ async def publisher(settings: Settings) -> AsyncIterator[KafkaPublisher]:
         yield publisher
     finally:
         await publisher.stop()
+
+
+TEXT = orjson.loads((FIXTURES / "webhooks" / "whapi" / "text.json").read_bytes())
+
+
+def body(i: int, pad: int = 0) -> bytes:
+    """A real Whapi delivery (the live normalize worker of other tests reads these too)."""
+    return orjson.dumps(dict(TEXT, seq=i, pad="x" * pad))
 
 
 def delivery(channel: str, body: bytes) -> RawDelivery:
@@ -50,7 +60,7 @@ async def test_deliveries_beyond_one_batch_all_land_once_on_the_default_partitio
     start = await end_offsets(settings, RAW.name)
     channel = f"big-{uuid.uuid4().hex}"
     # 12 x 300 KB at once: more than one 1 MiB batch, so one flush sends several.
-    sent = [delivery(channel, b'{"n": %d, "pad": "%s"}' % (i, b"x" * 300_000)) for i in range(12)]
+    sent = [delivery(channel, body(i, pad=300_000)) for i in range(12)]
     await asyncio.gather(*(publisher.publish(d) for d in sent))
 
     landed = await stored(settings, start, channel)
@@ -66,7 +76,7 @@ async def test_a_delivery_answered_before_the_next_is_sent_stays_before_it(
 ) -> None:
     start = await end_offsets(settings, RAW.name)
     channel = f"order-{uuid.uuid4().hex}"
-    sent = [delivery(channel, b'{"n": %d}' % i) for i in range(30)]
+    sent = [delivery(channel, body(i)) for i in range(30)]
     for d in sent:
         await publisher.publish(d)
     landed = await stored(settings, start, channel)
