@@ -76,6 +76,9 @@ async def test_replay_of_normalize_reproduces_the_same_event_ids(settings: Setti
                           until=None, dry_run=True, progress=False)
     assert future.inputs == 0
 
+    with pytest.raises(KeyError, match="no partition 999"):
+        await replay(settings, "normalize", start=0, until=1, partition=999, dry_run=True, progress=False)
+
 
 def test_positions_are_offsets_or_aware_times() -> None:
     assert parse_position("42") == 42
