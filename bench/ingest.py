@@ -19,7 +19,6 @@ import gc
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +36,7 @@ from contracts.settings import Settings
 from msgmem.kafka import ensure_topics
 from msgmem.localstack.kafka import LocalKafka, kafka_libs
 from msgmem.localstack.processes import Child, env_with, file_sink, free_port
+from scratch import scratch_dir  # bench/scratch.py
 
 TOKEN = "bench-whapi-token"
 BODY = (ROOT / "tests" / "fixtures" / "webhooks" / "whapi" / "text.json").read_bytes()
@@ -173,7 +173,11 @@ def main() -> None:
         return
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    work = Path(tempfile.mkdtemp(prefix="msgmem-bench-"))
+    with scratch_dir("msgmem-bench-ingest-") as work:
+        measure(args, settings, work)
+
+
+def measure(args: argparse.Namespace, settings: Settings, work: Path) -> None:
     kafka = LocalKafka(
         kafka_libs(settings.cache_dir, settings.local_kafka_version), work / "kafka", free_port(), free_port(),
         sink=file_sink(work / "kafka.log"),
@@ -194,7 +198,7 @@ def main() -> None:
         children.append(start_server(
             "bare", [sys.executable, __file__, "--serve-bare", str(bare_port)], env, work / "bare.log"
         ))
-        print(f"machine: {os.cpu_count()} cores; body {len(BODY)} bytes; logs in {work}")
+        print(f"machine: {os.cpu_count()} cores; body {len(BODY)} bytes")
         asyncio.run(run(args, f"http://127.0.0.1:{ingest_port}/webhooks/whapi",
                         f"http://127.0.0.1:{bare_port}/webhooks/whapi"))
     finally:

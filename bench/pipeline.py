@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from msgmem.kafka import make_consumer, make_producer, partitions_of  # noqa: E4
 from msgmem.localstack.processes import Child, env_with, file_sink, free_port  # noqa: E402
 from msgmem.localstack.stack import Stack, start_stack  # noqa: E402
 from msgmem.services import by_name  # noqa: E402
+from scratch import scratch_dir  # noqa: E402  (bench/scratch.py)
 
 TOKEN = "bench-whapi-token"
 TEMPLATE = orjson.loads((ROOT / "tests" / "fixtures" / "webhooks" / "whapi" / "text.json").read_bytes())
@@ -174,8 +174,11 @@ def main() -> None:
     parser.add_argument("--normalize-workers", type=int, default=1,
                         help="normalize worker processes in its consumer group (a stage scales by processes)")
     args = parser.parse_args()
+    with scratch_dir("msgmem-bench-pipeline-") as work:
+        measure(args, work)
 
-    work = Path(tempfile.mkdtemp(prefix="msgmem-bench-pipeline-"))
+
+def measure(args: argparse.Namespace, work: Path) -> None:
     stack: Stack = start_stack(work, durable=True)
     settings = stack.settings.model_copy(update={})
     children: list[Child] = []
@@ -183,7 +186,7 @@ def main() -> None:
         run = uuid.uuid4().hex[:8]
         t0 = time.perf_counter()
         asyncio.run(preproduce(settings, args.messages, run))
-        print(f"pre-produced {args.messages} deliveries in {time.perf_counter() - t0:.1f}s; logs in {work}")
+        print(f"pre-produced {args.messages} deliveries in {time.perf_counter() - t0:.1f}s")
 
         consume = asyncio.run(raw_consume_rate(settings, args.messages))
         copy = asyncio.run(raw_copy_rate(settings.database_url, args.messages))

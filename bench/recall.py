@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import struct
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -52,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from contracts.settings import Settings  # noqa: E402
 from msgmem.localstack.postgres import LocalPostgres  # noqa: E402
 from msgmem.localstack.processes import file_sink, free_port  # noqa: E402
+from scratch import scratch_dir  # noqa: E402  (bench/scratch.py)
 from msgmem.migrate import migrate  # noqa: E402
 from projections.embeddings.vectors import register_vector  # noqa: E402
 from projections.recall.search import RECALL_SQL, RRF_K  # noqa: E402
@@ -292,7 +292,14 @@ async def main() -> None:
     if args.database_url:
         await run(args, args.database_url)
         return
-    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="msgmem-bench-recall-"))
+    if args.keep:
+        await on_embedded_postgres(args, Path(args.keep))
+        return
+    with scratch_dir("msgmem-bench-recall-") as root:
+        await on_embedded_postgres(args, root)
+
+
+async def on_embedded_postgres(args: argparse.Namespace, root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     postgres = LocalPostgres(root / "postgres", free_port(), durable=False, sink=file_sink(root / "postgres.log"))
     postgres.start()
