@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import statistics
 import sys
@@ -32,11 +31,13 @@ from fastapi.responses import JSONResponse
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scratch import scratch_dir  # bench/scratch.py
+
 from contracts.settings import Settings
+from msgmem.gc_tuning import settle_gc
 from msgmem.kafka import ensure_topics
 from msgmem.localstack.kafka import LocalKafka, kafka_libs
 from msgmem.localstack.processes import Child, env_with, file_sink, free_port
-from scratch import scratch_dir  # bench/scratch.py
 
 TOKEN = "bench-whapi-token"
 BODY = (ROOT / "tests" / "fixtures" / "webhooks" / "whapi" / "text.json").read_bytes()
@@ -44,12 +45,12 @@ HEADERS = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json
 
 
 def bare_app() -> FastAPI:
-    """The floor: same framework and server, parses the JSON, writes nothing. Its GC is
-    frozen after start-up like ingest's, so the comparison is like for like."""
+    """The floor: same framework and server, parses the JSON, writes nothing. Its garbage
+    collector is set up like ingest's, so the comparison is like for like."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        gc.freeze()
+        settle_gc()
         yield
 
     app = FastAPI(lifespan=lifespan)

@@ -14,7 +14,7 @@ def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
-        create_app(settings, freeze_gc=True),
+        create_app(settings, tune_gc=True),
         host=settings.ingest_host,
         port=settings.ingest_port,
         log_level=settings.log_level.lower(),
