@@ -81,11 +81,11 @@ async def replay(
 async def _replay(  # type: ignore[no-untyped-def]
     settings: Settings, stage: str, topic: str, handler, *, start, until, chat, partition, dry_run, progress,
 ) -> ReplaySummary:
-    parts = await partitions_of(settings, topic)
+    parts = every = await partitions_of(settings, topic)
     if partition is not None:
-        if partition not in {tp.partition for tp in parts}:
-            raise KeyError(f"{topic} has no partition {partition} (it has {len(parts)})")
-        parts = [tp for tp in parts if tp.partition == partition]
+        parts = [tp for tp in every if tp.partition == partition]
+        if not parts:
+            raise KeyError(f"{topic} has no partition {partition} (it has {len(every)})")
     ends = await end_offsets(settings, topic)
     consumer = make_consumer(settings, group_id=None)
     await consumer.start()
