@@ -1,7 +1,8 @@
 """wa.deadletter: inputs a stage could not process after its retries, kept whole.
 
 A dead letter holds the failed record's coordinates (topic, partition, offset), its key,
-value and headers exactly as read (base64), the error and the attempts made, so
+value and headers exactly as read (base64; a value too large for this topic is left out
+and flagged, and read again from its coordinates), the error and the attempts made, so
 `msgmem dlq retry` can run the stage again on the original input. When a retry succeeds
 a ``DeadLetterRetried`` marker follows on the same topic, so it is not retried twice.
 Keyed by stage, so a stage's letters and markers stay in order.
@@ -37,6 +38,10 @@ class DeadLettered(Frozen):
     error: str
     attempts: int
     failed_at: AwareDatetime
+    # Set when the original value did not fit the dead-letter topic: the bytes are then read
+    # again from (topic, partition, offset) on retry, while the input topic still holds them.
+    value_omitted: bool = False
+    value_bytes: int | None = None
 
     @classmethod
     def of(
@@ -51,6 +56,12 @@ class DeadLettered(Frozen):
             headers=[(name, base64.b64encode(raw or b"").decode()) for name, raw in headers],
             error_type=type(error).__name__, error=str(error)[:4000], attempts=attempts,
             failed_at=datetime.now(UTC),
+        )
+
+    def without_value(self) -> "DeadLettered":
+        """This letter with its value left out, for an input too large for wa.deadletter."""
+        return self.model_copy(
+            update={"value_b64": "", "value_omitted": True, "value_bytes": len(base64.b64decode(self.value_b64))}
         )
 
     @property

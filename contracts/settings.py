@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contracts.topics import RAW, RAW_HEADERS_ALLOWANCE
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -45,6 +47,13 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(1, ge=1)
     kafka_producer_linger_ms: int = Field(1, ge=0)
     kafka_request_timeout_ms: int = Field(10_000, ge=1_000)
+    # The largest record the cluster accepts, when lower than the topics' declared limits
+    # (hosted Kafka/Redpanda: often 1 MiB). Caps every topic and ingest's body size.
+    kafka_max_message_bytes: int | None = Field(None, ge=64 * 1024)
+    # Consumer group membership of the stream stages: a worker that dies is replaced after
+    # the session timeout; heartbeats go out every interval.
+    kafka_session_timeout_ms: int = Field(10_000, ge=2_000)
+    kafka_heartbeat_interval_ms: int = Field(2_000, ge=500)
 
     # Postgres / Supabase
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -188,6 +197,11 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("kafka_max_message_bytes", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("whapi_media_hosts", "meta_media_hosts", "evolution_media_hosts", mode="before")
     @classmethod
     def _host_list(cls, value: object) -> object:
@@ -235,6 +249,13 @@ class Settings(BaseSettings):
     @classmethod
     def _secret_fields(cls) -> list[str]:
         return [n for n, f in cls.model_fields.items() if f.annotation in (SecretStr, SecretStr | None)]
+
+    @property
+    def ingest_body_limit(self) -> int:
+        """The largest webhook body ingest accepts: INGEST_MAX_BODY_BYTES, lowered so that a
+        delivery plus its headers always fits wa.raw's record limit (so a 200 is never given
+        for a delivery the broker would refuse)."""
+        return min(self.ingest_max_body_bytes, RAW.limit(self.kafka_max_message_bytes) - RAW_HEADERS_ALLOWANCE)
 
     @property
     def database_is_transaction_pooler(self) -> bool:

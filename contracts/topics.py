@@ -6,6 +6,7 @@ auto-creation. Keys by chat keep one chat's events in order on one partition.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 FOREVER = -1
@@ -13,6 +14,15 @@ MIB = 1024 * 1024
 
 # wa.raw holds bodies of up to INGEST_MAX_BODY_BYTES (16 MiB by default) plus headers.
 RAW_MAX_MESSAGE_BYTES = 20 * MIB
+# Derived events: one message, media fact or enrichment result each (WhatsApp texts stop at
+# 64k characters; a 50-chunk embedding event is under 1 MiB). Hosted clusters often cap
+# every record at 1 MiB: KAFKA_MAX_MESSAGE_BYTES lowers every limit below to that.
+EVENT_MAX_MESSAGE_BYTES = 4 * MIB
+# What a record costs beyond its key, value and headers: a batch header (61 bytes) plus the
+# record's own varints and attributes, rounded up generously.
+RECORD_OVERHEAD_BYTES = 128
+# Room kept in wa.raw's limit for a delivery's record headers and key (ingest's metadata).
+RAW_HEADERS_ALLOWANCE = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -23,17 +33,20 @@ class TopicSpec:
     partitions: int = 6
     retention_ms: int = FOREVER
     compacted: bool = False
-    max_message_bytes: int | None = None
+    max_message_bytes: int = EVENT_MAX_MESSAGE_BYTES
     extra_config: dict[str, str] = field(default_factory=dict)
 
-    def config(self) -> dict[str, str]:
+    def limit(self, cluster_cap: int | None = None) -> int:
+        """The largest record this topic takes: its declared limit, or the cluster's cap if lower."""
+        return min(self.max_message_bytes, cluster_cap) if cluster_cap else self.max_message_bytes
+
+    def config(self, cluster_cap: int | None = None) -> dict[str, str]:
         """Topic-level broker configuration, as strings the admin API expects."""
         cfg = {
             "cleanup.policy": "compact" if self.compacted else "delete",
             "retention.ms": str(self.retention_ms),
+            "max.message.bytes": str(self.limit(cluster_cap)),
         }
-        if self.max_message_bytes is not None:
-            cfg["max.message.bytes"] = str(self.max_message_bytes)
         cfg.update(self.extra_config)
         return cfg
 
@@ -64,6 +77,32 @@ DEADLETTER = TopicSpec(
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (RAW, MESSAGES, MEDIA, TRANSCRIPTS, CAPTIONS, DOCUMENTS, EMBEDDINGS, DEADLETTER)
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes]] = ()) -> int:
+    """An upper estimate of one record's size in a batch of its own, as the broker counts it
+    against ``max.message.bytes``."""
+    size = RECORD_OVERHEAD_BYTES + len(key or b"") + len(value or b"")
+    for name, raw in headers:
+        size += len(name) + len(raw or b"") + 10
+    return size
+
+
+def limit_of(topic: str, cluster_cap: int | None = None) -> int:
+    """The record limit of ``topic``; a topic not declared here (a test's scratch topic) gets
+    the derived-event default."""
+    try:
+        return by_name(topic).limit(cluster_cap)
+    except KeyError:
+        return min(EVENT_MAX_MESSAGE_BYTES, cluster_cap) if cluster_cap else EVENT_MAX_MESSAGE_BYTES
+
+
+def smallest_limit(cluster_cap: int | None = None) -> int:
+    return min(spec.limit(cluster_cap) for spec in ALL_TOPICS)
+
+
+def largest_limit(cluster_cap: int | None = None) -> int:
+    return max(spec.limit(cluster_cap) for spec in ALL_TOPICS)
 
 
 def by_name(name: str) -> TopicSpec:

@@ -53,7 +53,7 @@ class IngestService:
             self.reject("unknown", exc)
             raise
         try:
-            body = await read_capped(headers, stream, self.settings.ingest_max_body_bytes)
+            body = await read_capped(headers, stream, self.settings.ingest_body_limit)
         except IngestError as exc:
             self.reject(provider.name, exc)
             raise

@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.helpers import create_ssl_context
 
 from contracts.settings import Settings
-from contracts.topics import ALL_TOPICS, RAW_MAX_MESSAGE_BYTES, TopicSpec
+from contracts.topics import ALL_TOPICS, TopicSpec, largest_limit, smallest_limit
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ def connection_config(settings: Settings) -> dict[str, Any]:
     return cfg
 
 
+_BATCH_MARGIN = 16 * 1024
+
+
 def producer_config(settings: Settings) -> dict[str, Any]:
     """Durable by default: a write is acknowledged only once every in-sync replica has it."""
     return connection_config(settings) | {
@@ -48,8 +51,11 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         # One chat's (or channel's) records share a partition, and aiokafka keeps one batch in
         # flight per partition: a batch must hold every record waiting meanwhile. 16 KiB (the
         # default) caps a partition at ~25 webhooks per broker round trip.
-        "max_batch_size": 1024 * 1024,
-        "max_request_size": RAW_MAX_MESSAGE_BYTES + 1024 * 1024,
+        # A batch never outgrows the smallest topic limit (the broker refuses a whole batch
+        # over max.message.bytes, good records with the bad); a record larger than the batch
+        # size travels in a batch of its own.
+        "max_batch_size": min(1024 * 1024, smallest_limit(settings.kafka_max_message_bytes) - _BATCH_MARGIN),
+        "max_request_size": largest_limit(settings.kafka_max_message_bytes) + _BATCH_MARGIN,
     }
 
 
@@ -63,7 +69,7 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
-        "max_partition_fetch_bytes": RAW_MAX_MESSAGE_BYTES + 1024 * 1024,
+        "max_partition_fetch_bytes": largest_limit(settings.kafka_max_message_bytes) + _BATCH_MARGIN,
         "fetch_max_bytes": 64 * 1024 * 1024,
     }
     return AIOKafkaConsumer(*topics, **(cfg | overrides))
@@ -112,7 +118,7 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_T
                         name=s.name,
                         num_partitions=s.partitions,
                         replication_factor=settings.kafka_replication_factor,
-                        topic_configs=s.config(),
+                        topic_configs=s.config(settings.kafka_max_message_bytes),
                     )
                     for s in missing
                 ]

@@ -1,17 +1,27 @@
 """Building a stage's Faust app from settings and wiring a StageRunner to its input topic.
 
 One Faust app (one consumer group) per stage, so each stage scales, lags and replays on
-its own. Records are read as raw bytes and handed over in batches (``take_events`` with a
-``within``, so a quiet partition never holds a batch back); a batch is acknowledged, and so
-committed, only after the runner wrote every output durably.
+its own. Records are read as raw bytes and handed over in batches (``noack_take`` with a
+``within``, so a quiet partition never holds a batch back).
+
+Acknowledgement is manual, and that is the whole delivery guarantee: Faust acks a batch
+taken with ``take``/``take_events`` when the agent raises, and a stream with automatic acks
+acks whatever its buffer still holds as it winds down. Here the agent reads a ``noack()``
+stream and acks each event only after the runner returned, that is once every output of
+that event (or its dead letter) is acknowledged by the broker. Faust commits only offsets
+below the first event not yet acked, so an input that did not finish is read again after a
+crash, a rebalance or a restart: at least once, never lost. Nothing escapes the agent's
+loop either: a batch that raised (a bug, never a bad record: the runner dead-letters those)
+is run again after a backoff while its partitions wait.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from aiokafka.helpers import create_ssl_context
@@ -20,9 +30,16 @@ from faust.types.auth import CredentialsT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contracts.settings import Settings
-from streams.common.outputs import KafkaOutputs
+from contracts.topics import largest_limit
+from streams.common.outputs import KafkaOutputs, OutputWriter
 from streams.common.records import InputRecord
 from streams.common.runner import Handler, RetryPolicy, StageMetrics, StageParts, StageRunner
+
+class StoppableWriter(OutputWriter, Protocol):
+    async def stop(self) -> None: ...
+
+
+WriterFactory = Callable[[Settings], Awaitable[StoppableWriter]]
 
 # Builds a stage's handler with the clients it needs at agent start and closes them at stop.
 PartsContext = Callable[[], AbstractAsyncContextManager[StageParts]]
@@ -66,10 +83,14 @@ def make_app(
         web_port=settings.stage_web_port or 6066,
         web_host=settings.stage_web_host,
         producer_acks=-1,
-        producer_max_request_size=settings.ingest_max_body_bytes + 4 * 1024 * 1024,
-        consumer_max_fetch_size=settings.ingest_max_body_bytes + 4 * 1024 * 1024,
+        producer_max_request_size=largest_limit(settings.kafka_max_message_bytes) + 64 * 1024,
+        consumer_max_fetch_size=largest_limit(settings.kafka_max_message_bytes) + 64 * 1024,
         stream_buffer_maxsize=stream_buffer_maxsize,
         broker_max_poll_records=max_poll_records,
+        # A worker that dies (SIGKILL, a lost machine) holds its partitions until the session
+        # times out: Faust's 60 s default left them idle for a minute.
+        broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_ms / 1000,
     )
 
 
@@ -87,13 +108,14 @@ def attach_stage(
     app: faust.App, settings: Settings, *, stage: str, input_topic: str,
     handler_factory: Callable[[], Handler] | None = None, parts: PartsContext | None = None,
     policy: RetryPolicy, batch_size: int = 500, within: float = 0.2, metrics: StageMetrics | None = None,
-    concurrency: int = 1,
+    concurrency: int = 1, writer_factory: WriterFactory | None = None,
 ) -> None:
     """Run a handler over ``input_topic`` in batches through a StageRunner.
 
     Give either ``handler_factory`` (a plain handler) or ``parts``, an async context
     manager entered when the agent starts (open clients and pools there, never at import)
     and left when it stops. ``concurrency`` > 1 runs a batch's records concurrently.
+    ``writer_factory`` replaces the Kafka writer (the delivery tests inject faults with it).
     With a web port (STAGE_WEB_PORT), the worker serves ``/metrics`` (Prometheus) and
     ``/healthz``.
     """
@@ -104,7 +126,8 @@ def attach_stage(
     make_parts: PartsContext = parts or _plain(handler_factory)  # type: ignore[arg-type]
 
     async def agent(stream: faust.StreamT) -> None:
-        writer = await KafkaOutputs.start(settings)
+        manual = stream.noack()
+        writer = await (writer_factory or start_writer)(settings)
         try:
             async with make_parts() as built:
                 runner = StageRunner(
@@ -112,14 +135,47 @@ def attach_stage(
                     give_up=built.give_up,
                 )
                 log.info("%s consuming %s", stage, input_topic)
-                async for events in stream.take_events(batch_size, within=within):
-                    await runner.run_batch([to_record(e) for e in events])
+                async for events in manual.noack_take(batch_size, within=within):
+                    await run_until_done(runner, [to_record(e) for e in events], stage)
+                    for event in events:
+                        await manual.ack(event)
         finally:
             await writer.stop()
 
     app.agent(topic, name=f"msgmem-{stage}-agent")(agent)
     if settings.stage_web_port > 0:
         _serve_metrics(app, stage, metrics)
+
+
+async def run_until_done(
+    runner: StageRunner, records: list[InputRecord], stage: str, *, sleep: Callable[[float], Any] = asyncio.sleep
+) -> None:
+    """Run the batch until it completes. The runner never raises for a record; should it raise
+    all the same (a bug), the batch is run again after a backoff: outputs carry deterministic
+    ids, so a second run only repeats what the first wrote, and nothing is acked unfinished."""
+    failures = 0
+    while True:
+        try:
+            await runner.run_batch(records)
+            return
+        except Exception:  # noqa: BLE001 - the partition waits; the worker never crashes into an ack
+            failures += 1
+            delay = min(30.0, 0.5 * 2 ** (failures - 1))
+            log.exception("%s: batch of %d record(s) failed; running it again in %.1fs", stage, len(records), delay)
+            await sleep(delay)
+
+
+async def start_writer(settings: Settings) -> StoppableWriter:
+    """The stage's writer, once the broker answers (a worker may start during an outage)."""
+    failures = 0
+    while True:
+        try:
+            return await KafkaOutputs.start(settings)
+        except Exception as exc:  # noqa: BLE001 - retried until the broker is back
+            failures += 1
+            if failures == 1:
+                log.warning("output producer cannot start yet (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(min(5.0, 0.5 * 2 ** (failures - 1)))
 
 
 def _plain(factory: Callable[[], Handler]) -> PartsContext:

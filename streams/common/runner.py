@@ -24,7 +24,7 @@ from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_excepti
 
 from contracts import deadletter
 from contracts.deadletter import DeadLettered
-from streams.common.outputs import OutputWriter
+from streams.common.outputs import OutputWriter, RecordTooLarge
 from streams.common.records import InputRecord, Output
 
 log = logging.getLogger(__name__)
@@ -100,36 +100,65 @@ class StageRunner:
         self._sleep = sleep
 
     async def run_batch(self, records: Sequence[InputRecord]) -> None:
-        """Process every record; return only when all outputs and dead letters are durable."""
+        """Process every record; return only when each record's outputs, or its dead letter,
+        are acknowledged by the broker. Never raises but for cancellation: a handler's failure
+        dead-letters its record, a transient write failure is retried inside the writer, and an
+        output over its topic's limit dead-letters the record that produced it, alone."""
         with self.metrics.batch_seconds.time():
-            outputs: list[Output] = []
             if self._concurrency == 1 or len(records) < 2:
-                for record in records:
-                    outputs.extend(await self._run_one(record))
+                results = [await self._run_one(record) for record in records]
             else:
                 limit = asyncio.Semaphore(self._concurrency)
 
-                async def limited(record: InputRecord) -> list[Output]:
+                async def limited(record: InputRecord) -> _Result:
                     async with limit:
                         return await self._run_one(record)
 
-                for produced in await asyncio.gather(*(limited(r) for r in records)):
-                    outputs.extend(produced)
-            await self._writer.write(outputs)
+                results = list(await asyncio.gather(*(limited(r) for r in records)))
+            refused = await self._writer.write_groups([r.outputs for r in results])
+            if refused:
+                await self._dead_letter_refused(records, results, refused)
             self.metrics.processed.inc(len(records))
-            self.metrics.outputs.inc(len(outputs))
+            self.metrics.outputs.inc(sum(len(r.outputs) for i, r in enumerate(results) if i not in refused))
+
+    async def _dead_letter_refused(
+        self, records: Sequence[InputRecord], results: list[_Result], refused: dict[int, RecordTooLarge]
+    ) -> None:
+        """Outputs too large for their topic: the input goes to wa.deadletter instead, with its
+        value left out (and read again from its coordinates on retry) if even that is too large."""
+        letters: dict[int, DeadLettered] = {}
+        groups: dict[int, list[Output]] = {}
+        for index, too_large in refused.items():
+            record, result = records[index], results[index]
+            if result.letter is None:
+                letters[index] = self._letter(record, too_large, 1)
+                groups[index] = [_letter_output(self.stage, letters[index]), *self._gave_up(record, too_large, 1)]
+            else:
+                letters[index] = result.letter.without_value()
+                groups[index] = [_letter_output(self.stage, letters[index]), *result.outputs[1:]]
+        order = sorted(groups)
+        again = await self._writer.write_groups([groups[i] for i in order])
+        if again:
+            last = [order[position] for position in again]
+            still = await self._writer.write_groups(
+                [[_letter_output(self.stage, letters[i].without_value())] for i in last]
+            )
+            for position in still:
+                record = records[last[position]]
+                log.error("%s: could not even dead-letter %s[%d]@%d without its value",
+                          self.stage, record.topic, record.partition, record.offset)  # fmt: skip
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
         return self._policy.delay(state.attempt_number, error)
 
-    async def _run_one(self, record: InputRecord) -> list[Output]:
+    async def _run_one(self, record: InputRecord) -> _Result:
         if self._policy.attempts == 1:
             # No retries to schedule (normalize): skip tenacity's per-record machinery.
             try:
-                return await self._handler(record)
+                return _Result(await self._handler(record))
             except Exception as exc:  # noqa: BLE001 - every failure becomes a dead letter, never a crash
-                return [self._dead_letter(record, exc, 1), *self._gave_up(record, exc, 1)]
+                return self._failed(record, exc, 1)
         attempts = 0
         try:
             async for attempt in AsyncRetrying(
@@ -142,10 +171,14 @@ class StageRunner:
             ):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    return await self._handler(record)
+                    return _Result(await self._handler(record))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a dead letter, never a crash
-            return [self._dead_letter(record, exc, attempts), *self._gave_up(record, exc, attempts)]
+            return self._failed(record, exc, attempts)
         raise RetryError  # pragma: no cover - AsyncRetrying either returns or raises
+
+    def _failed(self, record: InputRecord, exc: BaseException, attempts: int) -> _Result:
+        letter = self._letter(record, exc, attempts)
+        return _Result([_letter_output(self.stage, letter), *self._gave_up(record, exc, attempts)], letter)
 
     def _gave_up(self, record: InputRecord, exc: BaseException, attempts: int) -> Sequence[Output]:
         if self._give_up is None:
@@ -158,14 +191,26 @@ class StageRunner:
             )
             return ()
 
-    def _dead_letter(self, record: InputRecord, exc: BaseException, attempts: int) -> Output:
+    def _letter(self, record: InputRecord, exc: BaseException, attempts: int) -> DeadLettered:
         self.metrics.failed.inc()
         log.warning(
             "%s: dead-lettering %s[%d]@%d after %d attempt(s): %s: %s",
             self.stage, record.topic, record.partition, record.offset, attempts, type(exc).__name__, exc,
         )
-        letter = DeadLettered.of(
+        return DeadLettered.of(
             self.stage, topic=record.topic, partition=record.partition, offset=record.offset,
             key=record.key, value=record.value, headers=record.headers, error=exc, attempts=attempts,
         )
-        return Output(deadletter.TOPIC, self.stage.encode(), letter.encode())
+
+
+@dataclass(frozen=True)
+class _Result:
+    """What one input produced: its outputs, or (``letter`` set) its dead letter first and
+    the give-up hook's outputs after it."""
+
+    outputs: list[Output]
+    letter: DeadLettered | None = None
+
+
+def _letter_output(stage: str, letter: DeadLettered) -> Output:
+    return Output(deadletter.TOPIC, stage.encode(), letter.encode())
