@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aiokafka import TopicPartition
+
 from contracts import deadletter
 from contracts.deadletter import DeadLettered, DeadLetterRetried
 from contracts.settings import Settings
@@ -84,13 +86,33 @@ async def retry(settings: Settings, letters: Sequence[Letter]) -> list[RetryResu
     return results
 
 
+async def original_record(settings: Settings, letter: DeadLettered) -> InputRecord:
+    """The failed input: from the letter, or, when its value was too large to keep there, read
+    again from its topic at its coordinates (``LookupError`` once retention removed it)."""
+    if not letter.value_omitted:
+        return InputRecord(
+            topic=letter.topic, partition=letter.partition, offset=letter.offset,
+            key=letter.key, value=letter.value, headers=tuple(letter.kafka_headers),
+        )
+    tp = TopicPartition(letter.topic, letter.partition)
+    found = [r for r in await read_range(settings, letter.topic, {tp: letter.offset}, {tp: letter.offset + 1})
+             if r.offset == letter.offset]  # fmt: skip
+    if not found:
+        raise LookupError(f"{letter.topic}[{letter.partition}]@{letter.offset} is no longer on the topic")
+    rec = found[0]
+    return InputRecord(
+        topic=rec.topic, partition=rec.partition, offset=rec.offset, key=rec.key, value=rec.value,
+        headers=tuple(rec.headers or ()),
+    )
+
+
 async def _retry_one(settings: Settings, item: Letter, writer: KafkaOutputs) -> RetryResult:
     """Run the stage on the original record; write its outputs and the marker together."""
     letter = item.letter
-    record = InputRecord(
-        topic=letter.topic, partition=letter.partition, offset=letter.offset,
-        key=letter.key, value=letter.value, headers=tuple(letter.kafka_headers),
-    )
+    try:
+        record = await original_record(settings, letter)
+    except LookupError as exc:
+        return RetryResult(letter.dead_letter_id, False, str(exc))
     try:
         async with open_handler(letter.stage, settings) as handler:
             outputs = await handler(record)

@@ -71,6 +71,8 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
         "isolation_level": "read_committed",
         "max_partition_fetch_bytes": largest_limit(settings.kafka_max_message_bytes) + _BATCH_MARGIN,
         "fetch_max_bytes": 64 * 1024 * 1024,
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
     }
     return AIOKafkaConsumer(*topics, **(cfg | overrides))
 

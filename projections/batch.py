@@ -60,7 +60,7 @@ class ProjectionStore(Protocol[E]):
 class RetryPolicy:
     poison_attempts: int = 3  # attempts of a whole batch Postgres refuses, before bisecting
     min_wait: float = 0.2
-    max_wait: float = 30.0
+    max_wait: float = 5.0  # a Postgres restart is noticed within seconds of its return
 
 
 class _Refused(Exception):

@@ -258,8 +258,9 @@ async def running_projector(
     try:
         await producer.start()
         store: PostgresProjectionStore[Any] = PostgresProjectionStore(pool, spec.name, spec.writer)
+        letters = KafkaDeadLetters(producer, cluster_cap=settings.kafka_max_message_bytes)
         applier = BatchApplier(stage=spec.stage, decode=spec.decode, store=store,
-                               dead_letters=KafkaDeadLetters(producer), metrics=metrics, policy=policy)  # fmt: skip
+                               dead_letters=letters, metrics=metrics, policy=policy)  # fmt: skip
         projector = Projector(
             name=spec.name, consumer=make_consumer(settings, group_id=group), topics=spec.topics, store=store,
             applier=applier, metrics=metrics, batch_size=settings.projector_batch_size,

@@ -14,6 +14,7 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 
 from contracts.deadletter import TOPIC, DeadLettered
+from contracts.topics import limit_of, record_size
 
 
 class DeadLetters(Protocol):
@@ -23,15 +24,22 @@ class DeadLetters(Protocol):
 
 
 class KafkaDeadLetters:
-    def __init__(self, producer: AIOKafkaProducer, topic: str = TOPIC) -> None:
+    """A letter too large for the topic goes without its value (flagged; ``msgmem dlq retry``
+    reads the record again from its coordinates)."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str = TOPIC, *, cluster_cap: int | None = None) -> None:
         self._producer = producer
         self._topic = topic
+        self._limit = limit_of(topic, cluster_cap)
 
     async def publish(self, letters: Sequence[DeadLettered]) -> None:
         if not letters:
             return
-        futures = [
-            await self._producer.send(self._topic, letter.encode(), key=letter.stage.encode()) for letter in letters
-        ]
+        futures = []
+        for letter in letters:
+            value, key = letter.encode(), letter.stage.encode()
+            if record_size(key, value) > self._limit:
+                value = letter.without_value().encode()
+            futures.append(await self._producer.send(self._topic, value, key=key))
         await asyncio.gather(*futures)
 

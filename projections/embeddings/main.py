@@ -93,7 +93,8 @@ async def embeddings_projector(
             name=PROJECTION, consumer=make_consumer(settings, group_id=group or settings.embeddings_projector_group),
             topics=[embeddings.TOPIC], store=store, metrics=metrics, batch_size=settings.projector_batch_size,
             applier=BatchApplier(stage=STAGE, decode=embeddings.decode_event, store=store,
-                                 dead_letters=KafkaDeadLetters(producer), metrics=metrics, policy=policy),
+                                 dead_letters=KafkaDeadLetters(producer, cluster_cap=settings.kafka_max_message_bytes),
+                                 metrics=metrics, policy=policy),
             batch_timeout_ms=settings.projector_batch_timeout_ms,
         )  # fmt: skip
         task = asyncio.create_task(projector.run(), name=f"{PROJECTION}-projector")
