@@ -6,6 +6,11 @@ and flagged, and read again from its coordinates), the error and the attempts ma
 `msgmem dlq retry` can run the stage again on the original input. When a retry succeeds
 a ``DeadLetterRetried`` marker follows on the same topic, so it is not retried twice.
 Keyed by stage, so a stage's letters and markers stay in order.
+
+A stage that processes a record's items one by one (normalize: the messages of one
+delivery) writes one letter per failed item, each with the item's path as ``part``; the
+record itself is still kept whole, so a retry re-runs all of it. Letters written before
+``part`` existed decode with ``part`` None and keep their ids.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ SCHEMA_VERSION = 1
 class DeadLettered(Frozen):
     type: Literal["dead_lettered"] = "dead_lettered"
     schema_version: int = SCHEMA_VERSION
-    dead_letter_id: str  # "stage:topic:partition:offset", so a re-run of the same failure is one letter
+    # "stage:topic:partition:offset", or "stage:topic:partition:offset#part" for one failed
+    # item of the record, so a re-run of the same failure is one letter
+    dead_letter_id: str
     stage: str
     topic: str
     partition: int
@@ -42,15 +49,17 @@ class DeadLettered(Frozen):
     # again from (topic, partition, offset) on retry, while the input topic still holds them.
     value_omitted: bool = False
     value_bytes: int | None = None
+    part: str | None = None  # the failed item's path in the record ("messages[2]"); None: the whole record
 
     @classmethod
     def of(
         cls, stage: str, *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
         headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], error: BaseException, attempts: int,
+        part: str | None = None,
     ) -> "DeadLettered":
         return cls(
-            dead_letter_id=f"{stage}:{topic}:{partition}:{offset}",
-            stage=stage, topic=topic, partition=partition, offset=offset,
+            dead_letter_id=letter_id(stage, topic, partition, offset, part),
+            stage=stage, topic=topic, partition=partition, offset=offset, part=part,
             key_b64=base64.b64encode(key).decode() if key is not None else None,
             value_b64=base64.b64encode(value or b"").decode(),
             headers=[(name, base64.b64encode(raw or b"").decode()) for name, raw in headers],
@@ -82,6 +91,12 @@ class DeadLettered(Frozen):
     @classmethod
     def decode(cls, data: bytes) -> "DeadLettered":
         return cls.model_validate_json(data)
+
+
+def letter_id(stage: str, topic: str, partition: int, offset: int, part: str | None = None) -> str:
+    """A letter's id: one per record, or per failed item of it when ``part`` is set."""
+    base = f"{stage}:{topic}:{partition}:{offset}"
+    return f"{base}#{part}" if part else base
 
 
 class DeadLetterRetried(Frozen):

@@ -83,10 +83,11 @@ def _cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
     letters = asyncio.run(load(settings))
     if args.action == "list":
         shown = [x for x in letters.values() if (args.all or x.open) and (args.stage in (None, x.letter.stage))]
-        print(f"{'id':<44} {'stage':<11} {'state':<8} {'age':>8}  error")
+        width = max([44, *(len(x.letter.dead_letter_id) for x in shown)])  # an item's id ends in "#path"
+        print(f"{'id':<{width}} {'stage':<11} {'state':<8} {'age':>8}  error")
         for x in shown:
             state = "open" if x.open else "retried"
-            print(f"{x.letter.dead_letter_id:<44} {x.letter.stage:<11} {state:<8} {_age(x.age_seconds):>8}  "
+            print(f"{x.letter.dead_letter_id:<{width}} {x.letter.stage:<11} {state:<8} {_age(x.age_seconds):>8}  "
                   f"{x.letter.error_type}: {x.letter.error[:80]}")
         print(f"{sum(x.open for x in letters.values())} open, {sum(not x.open for x in letters.values())} retried")
         return 0

@@ -4,6 +4,13 @@ The topic is read whole and folded: a letter is open until a ``DeadLetterRetried
 with its id follows. Retry runs the stage's own handler on the original record (key,
 value, headers as read), writes its outputs with the project's durable producer, then the
 marker; a letter that fails again stays open and its new error is reported.
+
+A stage that dead-letters items of a record (normalize: one letter per bad message of a
+delivery, ``id#part``) answers a retry with outputs, not an exception: the retry failed
+again when those outputs hold a letter with the retried letter's own id. Its other
+letters (the record's other bad items) are written as the live stage would; a letter
+for the whole record retried after the stage learnt to isolate items closes, and its
+bad items get letters of their own.
 """
 
 from __future__ import annotations
@@ -118,9 +125,22 @@ async def _retry_one(settings: Settings, item: Letter, writer: KafkaOutputs) -> 
             outputs = await handler(record)
     except Exception as exc:  # noqa: BLE001 - reported; the letter stays open
         return RetryResult(letter.dead_letter_id, False, f"{type(exc).__name__}: {exc}")
+    letters = [o for o in outputs if o.topic == deadletter.TOPIC]
+    again = next((x for x in map(_letter_in, letters) if x and x.dead_letter_id == letter.dead_letter_id), None)
+    if again is not None:  # this very item failed again: nothing written, the letter stays open
+        return RetryResult(letter.dead_letter_id, False, f"{again.error_type}: {again.error}")
+    written = len(outputs) - len(letters)
     marker = DeadLetterRetried(
-        dead_letter_id=letter.dead_letter_id, stage=letter.stage, outputs=len(outputs),
-        retried_at=datetime.now(UTC),
+        dead_letter_id=letter.dead_letter_id, stage=letter.stage, outputs=written, retried_at=datetime.now(UTC),
     )
     await writer.write([*outputs, Output(deadletter.TOPIC, letter.stage.encode(), marker.encode())])
-    return RetryResult(letter.dead_letter_id, True, f"{len(outputs)} output(s) written")
+    detail = f"{written} output(s) written" + (f", {len(letters)} other part(s) dead-lettered" if letters else "")
+    return RetryResult(letter.dead_letter_id, True, detail)
+
+
+def _letter_in(output: Output) -> DeadLettered | None:
+    try:
+        event = deadletter.decode(output.value)
+    except ValueError:
+        return None
+    return event if isinstance(event, DeadLettered) else None

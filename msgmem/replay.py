@@ -4,6 +4,8 @@ Runs beside the live workers (no consumer group: nothing of theirs moves). Outpu
 the stage's usual topics with the same deterministic ids, so projections update rows in
 place instead of adding new ones. ``--from``/``--until`` take an offset (applied to every
 partition) or an ISO time; ``--chat`` keeps only that chat's outputs; ``--dry-run`` counts.
+A record that fails, or an item of it that a stage dead-letters (normalize), is counted
+as a failure and not dead-lettered again: the live stage did that already.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime
 
 from aiokafka import TopicPartition
 
+from contracts import deadletter
 from contracts.settings import Settings
 from msgmem.kafka import end_offsets, make_consumer, partitions_of
 from msgmem.progress import Progress
@@ -120,7 +123,11 @@ async def _replay(  # type: ignore[no-untyped-def]
                     except Exception:  # noqa: BLE001 - counted; the live stage dead-lettered it already
                         failures += 1
                         continue
-                    pending.extend(o for o in produced if chat is None or o.key == chat.encode())
+                    for o in produced:
+                        if o.topic == deadletter.TOPIC:
+                            failures += 1
+                        elif chat is None or o.key == chat.encode():
+                            pending.append(o)
                     if r.offset >= hi[tp] - 1:
                         remaining.discard(tp)
                 if bar:

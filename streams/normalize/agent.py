@@ -1,15 +1,29 @@
-"""The normalize stage's I/O edge: a wa.raw record in, wa.messages records out."""
+"""The normalize stage's I/O edge: a wa.raw record in, wa.messages records out.
+
+A delivery whose items are partly malformed still publishes its good events; each item
+that failed adds one wa.deadletter record holding the whole input record (so `msgmem dlq
+retry` can run it again) under its own id, ``normalize:wa.raw:partition:offset#path``.
+Re-running re-emits the good events too, which is harmless: their ids are deterministic
+and the projections idempotent. An unreadable envelope raises, and the runner
+dead-letters the record as a whole.
+"""
 
 from __future__ import annotations
 
-from contracts import messages
+import logging
+
+from contracts import deadletter, messages
+from contracts.deadletter import DeadLettered
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from streams.common.records import InputRecord, Output
 from streams.common.runner import Handler
-from streams.normalize.logic import NormaliseConfig, normalise
+from streams.normalize.errors import MalformedItem
+from streams.normalize.logic import ItemFailure, NormaliseConfig, normalise_parts
 
 STAGE = "normalize"
+
+log = logging.getLogger(__name__)
 
 
 def config_from(settings: Settings) -> NormaliseConfig:
@@ -19,12 +33,31 @@ def config_from(settings: Settings) -> NormaliseConfig:
 
 
 def outputs_for(record: InputRecord, config: NormaliseConfig) -> list[Output]:
-    """Pure: one wa.raw record to its events, keyed by chat. Raises on a delivery that cannot be read."""
+    """One wa.raw record to its events, keyed by chat, then one dead letter per failed item.
+    No I/O. Raises ``UnparseableDelivery`` on a delivery whose envelope cannot be read."""
     delivery = RawDelivery.from_kafka(record.value, list(record.headers))
-    return [
+    found = normalise_parts(delivery, config)
+    outputs = [
         Output(messages.TOPIC, event.chat_key.encode(), messages.encode_event(event), (("mm-type", event.type.encode()),))
-        for event in normalise(delivery, config)
+        for event in found.events
     ]
+    for failure in found.failures:
+        outputs.append(dead_letter(record, failure))
+    return outputs
+
+
+def dead_letter(record: InputRecord, failure: ItemFailure) -> Output:
+    """The whole record, dead-lettered for one failed item (``part``: the item's path)."""
+    log.warning(
+        "%s: dead-lettering %s of %s[%d]@%d: %s",
+        STAGE, failure.path, record.topic, record.partition, record.offset, failure.error,
+    )
+    letter = DeadLettered.of(
+        STAGE, topic=record.topic, partition=record.partition, offset=record.offset, key=record.key,
+        value=record.value, headers=record.headers, error=MalformedItem(failure.error), attempts=1,
+        part=failure.path,
+    )
+    return Output(deadletter.TOPIC, STAGE.encode(), letter.encode())
 
 
 def make_handler(settings: Settings) -> Handler:

@@ -1,9 +1,10 @@
 """The normalize stage's pure logic: one wa.raw delivery -> its wa.messages events.
 
-The provider normaliser gives the message events; an inbound 1:1 text that is an opt-out
-or opt-in keyword is followed by a ``ConsentChanged`` for its chat. No Kafka, no I/O:
-the agent decodes the record, calls ``normalise`` and publishes, dead-lettering
-``UnparseableDelivery``.
+The provider normaliser gives the message events and the items it could not read; an
+inbound 1:1 text that is an opt-out or opt-in keyword is followed by a ``ConsentChanged``
+for its chat. No Kafka, no I/O: the agent decodes the record, calls ``normalise_parts``
+and publishes the events, one dead letter per failed item, and dead-letters the whole
+record on ``UnparseableDelivery``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from contracts.messages import ConsentChanged, MessageEvent, MessageReceived
 from contracts.raw import RawDelivery
 from streams.normalize.consent import DEFAULT_OPT_IN_KEYWORDS, DEFAULT_OPT_OUT_KEYWORDS, detect
 from streams.normalize.errors import NormaliseError, UnparseableDelivery
-from streams.normalize.providers import normalise_delivery
+from streams.normalize.providers import ItemFailure, Normalised, normalise_delivery
 
-__all__ = ["NormaliseConfig", "NormaliseError", "UnparseableDelivery", "consent_event", "normalise"]
+__all__ = [
+    "ItemFailure", "NormaliseConfig", "NormaliseError", "Normalised", "UnparseableDelivery", "consent_event",
+    "normalise", "normalise_parts",
+]  # fmt: skip
 
 _CHAT_FIELDS = ("chat_key", "occurred_at", "received_at", "provider", "channel_id", "delivery_id", "chat_id",
                 "is_group", "group_name", "contact_phone", "contact_name")  # fmt: skip
@@ -44,15 +48,27 @@ class NormaliseConfig:
         )
 
 
-def normalise(delivery: RawDelivery, config: NormaliseConfig | None = None) -> list[MessageEvent]:
+def normalise_parts(delivery: RawDelivery, config: NormaliseConfig | None = None) -> Normalised:
+    """The delivery's events (consent changes after their messages) and its failed items.
+    Raises ``UnparseableDelivery`` only when the envelope cannot be read."""
     config = config or NormaliseConfig()
+    found = normalise_delivery(delivery, config)
     events: list[MessageEvent] = []
-    for event in normalise_delivery(delivery, config):
+    for event in found.events:
         events.append(event)
         consent = consent_event(event, config)
         if consent is not None:
             events.append(consent)
-    return events
+    return Normalised(events, found.failures)
+
+
+def normalise(delivery: RawDelivery, config: NormaliseConfig | None = None) -> list[MessageEvent]:
+    """All or nothing, for tests and tools: the events, or ``UnparseableDelivery`` naming the
+    first failed item. The stage itself uses ``normalise_parts``, which keeps the good ones."""
+    found = normalise_parts(delivery, config)
+    if found.failures:
+        raise UnparseableDelivery(f"{len(found.failures)} item(s) failed; first {found.failures[0].error}")
+    return found.events
 
 
 def consent_event(event: MessageEvent, config: NormaliseConfig) -> ConsentChanged | None:

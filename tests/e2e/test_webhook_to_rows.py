@@ -123,3 +123,35 @@ async def test_a_poison_delivery_is_dead_lettered_while_the_rest_flows(
     assert any(x.letter.stage == "normalize" and x.letter.value == poison and x.letter.topic == "wa.raw"
                for x in letters.values())
     assert deadletter.TOPIC == "wa.deadletter"
+
+
+async def test_one_bad_message_is_dead_lettered_alone_and_its_neighbours_become_rows(
+    client: httpx.AsyncClient, db: asyncpg.Connection, pipeline: Settings
+) -> None:
+    """Five messages in one Whapi delivery, the third with a timestamp no parser reads: four
+    rows, and one open dead letter for that message's part of the delivery."""
+    body = orjson.loads((WEBHOOKS / "whapi" / "text.json").read_bytes())
+    phone = f"1555{uuid.uuid4().int % 10**7:07d}"  # a chat of this test's own
+    run = uuid.uuid4().hex
+    template = dict(body["messages"][0], chat_id=f"{phone}@s.whatsapp.net", **{"from": phone})
+    sent = [dict(template, id=f"part-{run}-{i}", text={"body": f"part {i}"}, timestamp=1795166100 + i) for i in range(5)]
+    sent[2]["timestamp"] = "in the year of the secret"
+    raw_body = orjson.dumps(dict(body, messages=sent))
+    await post(client, "whapi", raw_body)
+
+    chat_key = f"whapi:{body['channel_id']}:{phone}"
+    rows = await rows_when(
+        db, "select provider_message_id from chat_messages where chat_key = $1", chat_key,
+        expect=lambda rows: len(rows) == 4,
+    )
+    assert sorted(r["provider_message_id"] for r in rows) == [f"part-{run}-{i}" for i in (0, 1, 3, 4)]
+
+    async def letters_for_delivery():  # type: ignore[no-untyped-def]
+        return [x for x in (await load(pipeline)).values() if x.letter.value == raw_body] or None
+
+    [letter] = await eventually(letters_for_delivery)
+    assert letter.open and letter.letter.stage == "normalize" and letter.letter.topic == "wa.raw"
+    assert letter.letter.part == "messages[2]"
+    assert letter.letter.dead_letter_id.endswith(f":{letter.letter.offset}#messages[2]")
+    assert (letter.letter.error_type, letter.letter.error) == ("MalformedItem", "messages[2].timestamp: ValueError")
+    assert await db.fetchval("select count(*) from chat_messages where chat_key = $1", chat_key) == 4

@@ -1,8 +1,10 @@
 """One pure normaliser per provider, looked up by the delivery's ``provider``.
 
-Each is ``normalise(delivery, *, business_numbers) -> list[MessageEvent]``: no I/O, the
-same events for the same bytes every time. ``business_numbers`` (bare digits) only tells
-direction where a provider gives no from-me flag.
+Each is ``normalise(delivery, *, business_numbers) -> Normalised``: no I/O, the same
+events and failures for the same bytes every time. Each item of a delivery (a message, a
+status) is read on its own, so one malformed item becomes an ``ItemFailure`` beside its
+neighbours' events; only an unreadable envelope raises ``UnparseableDelivery``.
+``business_numbers`` (bare digits) only tells direction where a provider gives no from-me flag.
 """
 
 from __future__ import annotations
@@ -11,20 +13,20 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Protocol
 
 from contracts.ids import phone_digits
-from contracts.messages import MessageEvent
 from contracts.raw import RawDelivery
-from streams.normalize.errors import NormaliseError, UnparseableDelivery
+from streams.normalize.errors import UnparseableDelivery
 from streams.normalize.providers import evolution, meta, outbound, whapi
+from streams.normalize.providers.common import ITEM_ERRORS, ItemFailure, Normalised, describe
 
 if TYPE_CHECKING:
     from streams.normalize.logic import NormaliseConfig
 
 
 class Normaliser(Protocol):
-    def __call__(self, delivery: RawDelivery, *, business_numbers: Collection[str] = ...) -> list[MessageEvent]: ...
+    def __call__(self, delivery: RawDelivery, *, business_numbers: Collection[str] = ...) -> Normalised: ...
 
 
-NORMALISERS: dict[str, Callable[..., list[MessageEvent]]] = {
+NORMALISERS: dict[str, Callable[..., Normalised]] = {
     whapi.PROVIDER: whapi.normalise,
     meta.PROVIDER: meta.normalise,
     "meta_cloud": meta.normalise,  # alias (the fixtures' folder name); events always say "meta"
@@ -33,11 +35,11 @@ NORMALISERS: dict[str, Callable[..., list[MessageEvent]]] = {
 }
 
 
-def normalise_delivery(delivery: RawDelivery, config: NormaliseConfig | None = None) -> list[MessageEvent]:
-    """The delivery's events; raises ``UnparseableDelivery`` for anything to dead-letter.
+def normalise_delivery(delivery: RawDelivery, config: NormaliseConfig | None = None) -> Normalised:
+    """The delivery's events and failed items; raises ``UnparseableDelivery`` when its
+    envelope cannot be read (no normaliser, not JSON, not its provider's shape).
 
-    A recognised body whose parts are malformed (a missing id, a bad timestamp) fails the
-    same way on every retry, so it is poison too, never a transient error.
+    Both are poison, never transient: the same bytes fail the same way on every retry.
     """
     normaliser = NORMALISERS.get(delivery.provider)
     if normaliser is None:
@@ -45,12 +47,12 @@ def normalise_delivery(delivery: RawDelivery, config: NormaliseConfig | None = N
     numbers = frozenset(filter(None, map(phone_digits, config.business_numbers))) if config else frozenset()
     try:
         return normaliser(delivery, business_numbers=numbers)
-    except NormaliseError:
+    except UnparseableDelivery:
         raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+    except ITEM_ERRORS as exc:  # the envelope's own fields (Evolution's date_time, say)
         raise UnparseableDelivery(
-            f"{delivery.provider} delivery {delivery.delivery_id}: malformed ({type(exc).__name__}: {exc})"
-        ) from exc
+            f"{delivery.provider} delivery {delivery.delivery_id}: malformed envelope ({describe('', exc)})"
+        ) from None
 
 
-__all__ = ["NORMALISERS", "Normaliser", "UnparseableDelivery", "normalise_delivery"]
+__all__ = ["NORMALISERS", "ItemFailure", "Normalised", "Normaliser", "UnparseableDelivery", "normalise_delivery"]

@@ -1,19 +1,26 @@
-"""Event builders shared by the provider normalisers.
+"""Event builders and the per-item loop shared by the provider normalisers.
 
 Each normaliser only reads its provider's shape into ``Chat``, ``Author`` and ``Content``;
 ids, chat keys and envelopes are made here, one way for every provider, so the same
 message always gets the same ids whichever path it arrives by.
+
+A delivery is read item by item (``Items``): a message or status that cannot be
+normalised becomes an ``ItemFailure`` at its JSON path (``messages[2]``) while its
+neighbours still become events. Only an unreadable envelope fails the whole delivery.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
+from contracts.envelope import Frozen
 from contracts.ids import chat_key, event_id, message_id, normalise_jid, phone_digits, to_utc
 from contracts.messages import (
     ContactCard,
@@ -23,6 +30,7 @@ from contracts.messages import (
     MediaRef,
     MessageDeleted,
     MessageEdited,
+    MessageEvent,
     MessageReceived,
     MessageSent,
     MessageUnsupported,
@@ -32,9 +40,137 @@ from contracts.messages import (
     StatusUpdated,
 )
 from contracts.raw import RawDelivery
-from streams.normalize.errors import UnparseableDelivery
+from streams.normalize.errors import MalformedField, NormaliseError, UnparseableDelivery
 
 Json = dict[str, Any]
+
+#: What reading one malformed item can raise (a pydantic ``ValidationError`` is a
+#: ``ValueError``). Anything else is a bug in the normaliser and is not swallowed.
+ITEM_ERRORS: tuple[type[Exception], ...] = (NormaliseError, KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFailure:
+    """One item of a delivery that could not be normalised."""
+
+    path: str  # the item's JSON path in the body: "messages[2]", "entry[0].changes[0].value.statuses[1]"
+    error: str  # error types and field paths, never input values: "messages[2].timestamp: ValueError"
+
+
+@dataclass(frozen=True, slots=True)
+class Normalised:
+    """A delivery's events, in body order, and the items that failed."""
+
+    events: list[MessageEvent]
+    failures: list[ItemFailure] = field(default_factory=list)
+
+
+class Items:
+    """Collects one delivery's events item by item; ``result()`` hands them over.
+
+    ``build(item, *context)`` makes one item's event. An item that raises one of
+    ``ITEM_ERRORS`` becomes an ``ItemFailure`` at its path and the loop goes on. The path
+    string is only made for a failure, so a good item costs no more than a ``try``.
+    """
+
+    __slots__ = ("events", "failures")
+
+    def __init__(self) -> None:
+        self.events: list[MessageEvent] = []
+        self.failures: list[ItemFailure] = []
+
+    def each(self, path: str, items: Any, build: Callable[..., MessageEvent], *context: Any) -> None:
+        """Every item of the list ``items`` (absent or empty: none); a non-list fails ``path`` itself."""
+        if not items:
+            return
+        if not isinstance(items, list):
+            self.failures.append(ItemFailure(path, f"{path}: not a list ({type(items).__name__})"))
+            return
+        append = self.events.append
+        for index, item in enumerate(items):
+            try:
+                append(build(item, *context))
+            except ITEM_ERRORS as exc:
+                self.fail(f"{path}[{index}]", exc)
+
+    def one(self, path: str, item: Any, build: Callable[..., MessageEvent], *context: Any) -> None:
+        """A single item at ``path`` (Evolution's ``data`` object)."""
+        try:
+            self.events.append(build(item, *context))
+        except ITEM_ERRORS as exc:
+            self.fail(path, exc)
+
+    def within(self, path: str, items: Any, visit: Callable[..., None], *context: Any) -> None:
+        """Containers of items (Meta's ``entry[]``, ``changes[]``): ``visit(self, item, item_path, *context)``
+        adds the container's own items; if it raises, the container fails at its path."""
+        if not items:
+            return
+        if not isinstance(items, list):
+            self.failures.append(ItemFailure(path, f"{path}: not a list ({type(items).__name__})"))
+            return
+        for index, item in enumerate(items):
+            item_path = f"{path}[{index}]"
+            try:
+                visit(self, item, item_path, *context)
+            except ITEM_ERRORS as exc:
+                self.fail(item_path, exc)
+
+    def fail(self, path: str, exc: BaseException) -> None:
+        self.failures.append(ItemFailure(path, describe(path, exc)))
+
+    def result(self) -> Normalised:
+        return Normalised(self.events, self.failures)
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}").fullmatch
+
+
+def _join(path: str, name: str) -> str:
+    if not path:
+        return name
+    return f"{path}{name}" if name.startswith("[") else f"{path}.{name}"
+
+
+def _contract_fields() -> set[str]:
+    """Every field name of the contract models (walked on a failure only, never cached, so
+    models defined later count too)."""
+    names: set[str] = set()
+    todo: list[type[Frozen]] = [Frozen]
+    while todo:
+        model = todo.pop()
+        names.update(model.model_fields)
+        todo.extend(model.__subclasses__())
+    return names
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a field path. A part that is not a contract field name
+    (a dict key, which comes from the input) shows as ``*``."""
+    fields, out = _contract_fields(), ""
+    for part in loc:
+        out = _join(out, f"[{part}]" if isinstance(part, int) else part if part in fields else "*")
+    return out
+
+
+def describe(path: str, exc: BaseException) -> str:
+    """The error of the item at ``path`` by error type and field path, never by value.
+
+    ``str(exc)`` is not used: a parser's message quotes its input (``invalid literal for
+    int(): '+1555...'``) and a pydantic error carries ``input_value``. Our own errors
+    (``NormaliseError``) are written by this code, never from input, and are kept.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, MalformedField):
+        return f"{_join(path, exc.field)}: {exc.problem}"
+    if isinstance(exc, ValidationError):
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        if errors:
+            return "; ".join(f"{_join(path, _loc(e['loc'])) or '.'}: {name}({e['type']})" for e in errors[:5])
+    elif isinstance(exc, NormaliseError):
+        return f"{path}: {name}: {exc}" if path else f"{name}: {exc}"
+    elif isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str) and _NAME(exc.args[0]):
+        name = f"{name} {exc.args[0]!r}"  # a field this code looked up, never an input value
+    return f"{path}: {name}" if path else name
 
 
 @dataclass(frozen=True)
@@ -210,12 +346,18 @@ def load_body(delivery: RawDelivery) -> Any:
         return orjson.loads(delivery.body)
     except orjson.JSONDecodeError as exc:
         where = f"{delivery.provider} delivery {delivery.delivery_id}"
-        raise UnparseableDelivery(f"{where}: body is not JSON ({exc})") from exc
+        raise UnparseableDelivery(f"{where}: body is not JSON (at char {exc.pos})") from None
 
 
-def when(value: Any, fallback: datetime) -> datetime:
-    """A provider timestamp, or ``fallback`` (the delivery's receive time) when it has none."""
-    return fallback if value in (None, "") else to_utc(value)
+def when(value: Any, fallback: datetime, name: str = "timestamp") -> datetime:
+    """A provider timestamp, or ``fallback`` (the delivery's receive time) when it has none.
+    One that cannot be read raises ``MalformedField`` naming the field ``name``."""
+    if value in (None, ""):
+        return fallback
+    try:
+        return to_utc(value)
+    except (TypeError, ValueError, OverflowError, OSError) as exc:
+        raise MalformedField.unreadable(name, exc) from None
 
 
 def as_int(value: Any) -> int | None:

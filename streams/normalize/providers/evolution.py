@@ -17,12 +17,14 @@ from typing import Any
 from contracts.ids import normalise_jid, phone_digits, sha256_hex
 from contracts.messages import LinkPreview, Location, MediaRef, MessageEvent
 from contracts.raw import RawDelivery
-from streams.normalize.errors import UnparseableDelivery
+from streams.normalize.errors import MalformedField, UnparseableDelivery
 from streams.normalize.providers.common import (
     Author,
     Chat,
     Content,
+    Items,
     Json,
+    Normalised,
     Source,
     as_float,
     as_int,
@@ -53,7 +55,8 @@ _STATUSES: dict[Any, str] = {
 _REVOKE, _EDIT = ("REVOKE", 0), ("MESSAGE_EDIT", 14)
 
 
-def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = frozenset()) -> list[MessageEvent]:
+def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = frozenset()) -> Normalised:
+    """``data`` is one item (path ``data``) or a list of them (``data[0]``...), each on its own."""
     body = load_body(delivery)
     if not isinstance(body, dict) or not isinstance(body.get("event"), str) or "data" not in body:
         raise UnparseableDelivery("not an Evolution webhook: no event and data")
@@ -62,16 +65,22 @@ def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = froz
         raise UnparseableDelivery("Evolution webhook without instance")
     source = Source(PROVIDER, channel, delivery)
     event = body["event"].lower().replace("_", ".")
-    fallback = when(body.get("date_time"), delivery.received_at)
+    fallback = when(body.get("date_time"), delivery.received_at, "date_time")
     business = normalise_jid(body["sender"]).chat_id if body.get("sender") else None
-    items = body["data"] if isinstance(body["data"], list) else [body["data"]]
     if event in MESSAGE_EVENTS:
-        return [_message(source, item, business, business_numbers, fallback) for item in items]
-    if event == "messages.update":
-        return [_update(source, item, fallback) for item in items]
-    if event == "messages.delete":
-        return [_delete(source, item, fallback) for item in items]
-    return []
+        build, context = _message, (source, business, business_numbers, fallback)
+    elif event == "messages.update":
+        build, context = _update, (source, fallback)
+    elif event == "messages.delete":
+        build, context = _delete, (source, fallback)
+    else:
+        return Normalised([])
+    items, data = Items(), body["data"]
+    if isinstance(data, list):
+        items.each("data", data, build, *context)
+    else:
+        items.one("data", data, build, *context)
+    return items.result()
 
 
 def _chat_jid(key: Json) -> str:
@@ -83,7 +92,7 @@ def _chat_jid(key: Json) -> str:
 
 
 def _message(
-    source: Source, data: Json, business: str | None, ours: Collection[str], fallback: datetime
+    data: Json, source: Source, business: str | None, ours: Collection[str], fallback: datetime
 ) -> MessageEvent:
     key, message = data["key"], data.get("message") or {}
     pmid, jid = key["id"], _chat_jid(key)
@@ -97,7 +106,7 @@ def _message(
     name = as_str(data.get("pushName"))
     chat = Chat.from_jid(jid, contact_name=None if outbound else name)
     author = Author(outbound, sender, name)
-    occurred_at = when(_timestamp(data.get("messageTimestamp")), fallback)
+    occurred_at = when(_timestamp(data.get("messageTimestamp")), fallback, "messageTimestamp")
     raw = {**data, "message": {k: v for k, v in message.items() if k != "base64"}} if "base64" in message else data
     kind, part = _unwrap(message, data.get("messageType"))
     if kind == "reactionMessage":
@@ -200,13 +209,13 @@ def _media(part: Json, voice: bool, *, url: str | None, inline: bool) -> MediaRe
     )
 
 
-def _update(source: Source, data: Json, fallback: datetime) -> MessageEvent:
+def _update(data: Json, source: Source, fallback: datetime) -> MessageEvent:
     """A receipt: v2 sends ``{keyId, remoteJid, fromMe, status}``, v1 ``{key: {...}, update: {status}}``."""
     key = data.get("key") or {"id": data.get("keyId"), "remoteJid": data.get("remoteJid"), "fromMe": data.get("fromMe")}
     status = (data.get("update") or {}).get("status", data.get("status"))
     target, outbound = key["id"], bool(key.get("fromMe"))
     if not target:
-        raise UnparseableDelivery("Evolution messages.update without a message key id")
+        raise MalformedField.missing("key.id" if data.get("key") else "keyId")
     chat = Chat.from_jid(_chat_jid(key))
     if status == "DELETED":
         return source.deleted(chat, Author(outbound), fallback, target=target, raw=data)
@@ -217,7 +226,7 @@ def _update(source: Source, data: Json, fallback: datetime) -> MessageEvent:
     return source.status(chat, fallback, target=target, status=_STATUSES[status], raw=data, outbound=outbound)  # type: ignore[arg-type]
 
 
-def _delete(source: Source, data: Json, fallback: datetime) -> MessageEvent:
+def _delete(data: Json, source: Source, fallback: datetime) -> MessageEvent:
     key = data.get("key") or data
     chat = Chat.from_jid(_chat_jid(key))
     return source.deleted(chat, Author(bool(key.get("fromMe"))), fallback, target=key["id"], raw=data)

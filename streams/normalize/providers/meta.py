@@ -17,12 +17,14 @@ from typing import Any
 from contracts.ids import phone_digits, sha256_hex
 from contracts.messages import ContactCard, Location, MediaRef, MessageEvent
 from contracts.raw import RawDelivery
-from streams.normalize.errors import UnparseableDelivery
+from streams.normalize.errors import MalformedField, UnparseableDelivery
 from streams.normalize.providers.common import (
     Author,
     Chat,
     Content,
+    Items,
     Json,
+    Normalised,
     Source,
     as_int,
     as_str,
@@ -38,41 +40,55 @@ _MEDIA = ("image", "video", "audio", "document", "sticker")
 _STATUSES = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "played", "failed": "failed"}
 
 
-def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = frozenset()) -> list[MessageEvent]:
-    """``business_numbers`` is unused: Meta says which side wrote a message by where it puts it."""
+def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = frozenset()) -> Normalised:
+    """Each message, echo and status on its own, at its path (``entry[0].changes[0].value.messages[1]``);
+    an entry or change that cannot be read fails at its own path.
+
+    ``business_numbers`` is unused: Meta says which side wrote a message by where it puts it.
+    """
     body = load_body(delivery)
     if not isinstance(body, dict) or body.get("object") != "whatsapp_business_account":
         raise UnparseableDelivery("not a WhatsApp Cloud API webhook: object is not whatsapp_business_account")
     entries = body.get("entry")
     if not isinstance(entries, list):
         raise UnparseableDelivery("WhatsApp Cloud API webhook without entry[]")
-    events: list[MessageEvent] = []
-    for entry in entries:
-        for change in entry.get("changes") or []:
-            if change.get("field") in MESSAGE_FIELDS:
-                events.extend(_change(delivery, change.get("value") or {}))
-    return events
+    items = Items()
+    items.within("entry", entries, _entry, delivery)
+    return items.result()
 
 
-def _change(delivery: RawDelivery, value: Json) -> list[MessageEvent]:
+def _entry(items: Items, entry: Json, path: str, delivery: RawDelivery) -> None:
+    items.within(f"{path}.changes", entry.get("changes"), _change, delivery)
+
+
+def _change(items: Items, change: Json, path: str, delivery: RawDelivery) -> None:
     """``messages[]`` are always the contact's, ``message_echoes[]`` always the business's."""
+    if change.get("field") not in MESSAGE_FIELDS:
+        return
+    value = change.get("value") or {}
     metadata = value.get("metadata") or {}
     channel = as_str(metadata.get("phone_number_id")) or delivery.channel
     if not channel:
-        raise UnparseableDelivery("WhatsApp Cloud API change without metadata.phone_number_id")
+        raise MalformedField.missing("value.metadata.phone_number_id")
     source = Source(PROVIDER, channel, delivery)
-    names = {c.get("wa_id"): (c.get("profile") or {}).get("name") for c in value.get("contacts") or []}
-    events: list[MessageEvent] = []
-    for message in value.get("messages") or []:
-        events.append(_message(source, message, names, outbound=False))
-    for echo in value.get("message_echoes") or []:
-        events.append(_message(source, echo, names, outbound=True))
-    for status in value.get("statuses") or []:
-        events.append(_status(source, status))
-    return events
+    names = _names(value.get("contacts"))
+    items.each(f"{path}.value.messages", value.get("messages"), _message, source, names, False)
+    items.each(f"{path}.value.message_echoes", value.get("message_echoes"), _message, source, names, True)
+    items.each(f"{path}.value.statuses", value.get("statuses"), _status, source)
 
 
-def _message(source: Source, m: Json, names: dict[Any, Any], *, outbound: bool) -> MessageEvent:
+def _names(contacts: Any) -> dict[Any, Any]:
+    """wa_id -> profile name; a contact that is not an object names nobody (and fails no message)."""
+    if not isinstance(contacts, list):
+        return {}
+    return {
+        c.get("wa_id"): profile.get("name")
+        for c in contacts
+        if isinstance(c, dict) and isinstance(profile := c.get("profile") or {}, dict)
+    }
+
+
+def _message(m: Json, source: Source, names: dict[Any, Any], outbound: bool) -> MessageEvent:
     pmid, kind, sender = m["id"], m.get("type") or "unknown", phone_digits(m.get("from"))
     counterpart = m.get("to") if outbound else m.get("from")
     if m.get("group_id"):
@@ -155,7 +171,7 @@ def _unsupported(source: Source, chat: Chat, author: Author, occurred_at: dateti
     )
 
 
-def _status(source: Source, s: Json) -> MessageEvent:
+def _status(s: Json, source: Source) -> MessageEvent:
     target, value, recipient = s["id"], str(s.get("status", "")).lower(), s.get("recipient_id") or ""
     is_group = s.get("recipient_type") == "group"
     chat = Chat(recipient, is_group=True) if is_group else Chat.from_jid(recipient)

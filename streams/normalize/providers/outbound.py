@@ -2,12 +2,15 @@
 
 The body is one ``contracts.outbound.OutboundMessage`` (or a JSON list of them). The event
 is attributed to the provider the message was sent through, so its ids match that
-provider's later statuses, reactions and echoes of the same message.
+provider's later statuses, reactions and echoes of the same message. In a list each send
+stands on its own (a bad one fails at ``[i]``); a single send that is not valid is the
+whole delivery, which is then unparseable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -16,22 +19,25 @@ from contracts.messages import MessageEvent
 from contracts.outbound import OutboundMessage
 from contracts.raw import RawDelivery
 from streams.normalize.errors import UnparseableDelivery
-from streams.normalize.providers.common import Author, Chat, Content, Source, load_body
+from streams.normalize.providers.common import Author, Chat, Content, Items, Normalised, Source, describe, load_body
 
 PROVIDER = "outbound"
 
 
-def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = frozenset()) -> list[MessageEvent]:
+def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = frozenset()) -> Normalised:
     body = load_body(delivery)
-    items = body if isinstance(body, list) else [body]
+    if isinstance(body, list):
+        items = Items()
+        items.each("", body, _sent, delivery)
+        return items.result()
     try:
-        sends = [OutboundMessage.model_validate(item) for item in items]
+        return Normalised([_sent(body, delivery)])
     except ValidationError as exc:
-        raise UnparseableDelivery(f"not an outbound message: {exc}") from exc
-    return [_sent(delivery, send, raw) for send, raw in zip(sends, items, strict=True)]
+        raise UnparseableDelivery(f"not an outbound message: {describe('', exc)}") from None
 
 
-def _sent(delivery: RawDelivery, send: OutboundMessage, raw: dict) -> MessageEvent:
+def _sent(raw: Any, delivery: RawDelivery) -> MessageEvent:
+    send = OutboundMessage.model_validate(raw)
     source = Source(send.provider, send.channel_id, delivery)
     if send.is_group and "@" not in send.chat_id:  # a Meta group_id is not a JID
         chat = Chat(send.chat_id, is_group=True, group_name=send.group_name)

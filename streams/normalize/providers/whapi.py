@@ -15,12 +15,14 @@ from typing import Any
 from contracts.ids import normalise_jid, phone_digits, sha256_hex
 from contracts.messages import LinkPreview, Location, MediaRef, MessageEvent
 from contracts.raw import RawDelivery
-from streams.normalize.errors import UnparseableDelivery
+from streams.normalize.errors import MalformedField, UnparseableDelivery
 from streams.normalize.providers.common import (
     Author,
     Chat,
     Content,
+    Items,
     Json,
+    Normalised,
     Source,
     as_float,
     as_int,
@@ -43,7 +45,8 @@ _STATUSES = {
 }  # fmt: skip
 
 
-def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = frozenset()) -> list[MessageEvent]:
+def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = frozenset()) -> Normalised:
+    """Each of ``messages[]`` and ``statuses[]`` on its own: a bad one fails at its path."""
     body = load_body(delivery)
     if not isinstance(body, dict) or not ({"messages", "statuses", "event"} & body.keys()):
         raise UnparseableDelivery("not a Whapi webhook: no messages, statuses or event")
@@ -51,22 +54,13 @@ def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = froz
     if not channel:
         raise UnparseableDelivery("Whapi webhook without channel_id")
     source = Source(PROVIDER, channel, delivery)
-    events: list[MessageEvent] = []
-    for message in _items(body, "messages"):
-        events.append(_message(source, message, business_numbers))
-    for status in _items(body, "statuses"):
-        events.append(_status(source, status))
-    return events
+    items = Items()
+    items.each("messages", body.get("messages"), _message, source, business_numbers)
+    items.each("statuses", body.get("statuses"), _status, source)
+    return items.result()
 
 
-def _items(body: Json, name: str) -> list[Json]:
-    items = body.get(name) or []
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise UnparseableDelivery(f"Whapi {name} is not a list of objects")
-    return items
-
-
-def _message(source: Source, m: Json, business_numbers: Collection[str]) -> MessageEvent:
+def _message(m: Json, source: Source, business_numbers: Collection[str]) -> MessageEvent:
     pmid, kind = m["id"], m.get("type") or "unknown"
     sender = normalise_jid(m["from"]).chat_id if m.get("from") else None
     outbound = bool(m["from_me"]) if "from_me" in m else phone_digits(sender) in business_numbers
@@ -164,11 +158,11 @@ def _edited_text(action: Json) -> str | None:
     return as_str(content.get("body") or text or content.get("caption"))
 
 
-def _status(source: Source, s: Json) -> MessageEvent:
+def _status(s: Json, source: Source) -> MessageEvent:
     target, value = s["id"], str(s.get("status", "")).lower()
     recipient = s.get("recipient_id") or s.get("chat_id")
     if not recipient:
-        raise UnparseableDelivery(f"Whapi status for {target} names no recipient")
+        raise MalformedField.missing("recipient_id")
     chat = Chat.from_jid(recipient)
     occurred_at = when(s.get("timestamp"), source.delivery.received_at)
     if value == "deleted":

@@ -1,4 +1,5 @@
-"""Deliveries that cannot be normalised raise UnparseableDelivery (-> dead letter), never a bare error."""
+"""Deliveries whose envelope cannot be read raise UnparseableDelivery (-> dead letter), never
+a bare error; a malformed item of a readable one fails alone (see test_isolation)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import orjson
 import pytest
 
 from streams.normalize.errors import NormaliseError, UnparseableDelivery
-from streams.normalize.logic import normalise
+from streams.normalize.logic import normalise, normalise_parts
 from streams.normalize.providers import NORMALISERS
 from tests.unit.normalize.webhooks import delivery, fixture_bytes
 
@@ -18,7 +19,7 @@ from tests.unit.normalize.webhooks import delivery, fixture_bytes
 )
 def test_unrecognised_bodies(provider: str, body: bytes) -> None:
     with pytest.raises(UnparseableDelivery):
-        normalise(delivery(provider, body=body))
+        normalise_parts(delivery(provider, body=body))
 
 
 def test_unknown_provider() -> None:
@@ -39,21 +40,36 @@ def _broken(provider: str, case: str, mutate) -> bytes:  # type: ignore[no-untyp
 @pytest.mark.parametrize(
     ("provider", "case", "mutate"),
     [
-        ("whapi", "text", lambda b: b["messages"][0].pop("id")),
-        ("whapi", "text", lambda b: b["messages"][0].update(timestamp="yesterday")),
-        ("whapi", "text", lambda b: b.update(messages={"not": "a list"})),
         ("whapi", "text", lambda b: b.pop("channel_id")),
-        ("whapi", "status_update", lambda b: b["statuses"][0].pop("recipient_id")),
-        ("meta", "text", lambda b: b["entry"][0]["changes"][0]["value"]["messages"][0].pop("id")),
-        ("meta", "text", lambda b: b["entry"][0]["changes"][0]["value"].pop("metadata")),
         ("meta", "text", lambda b: b.update(entry="nope")),
-        ("evolution", "text", lambda b: b["data"].pop("key")),
         ("evolution", "text", lambda b: b.pop("instance")),
+        ("evolution", "text", lambda b: b.update(date_time="yesterday")),
     ],
 )
-def test_malformed_parts_of_a_recognised_body(provider: str, case: str, mutate) -> None:  # type: ignore[no-untyped-def]
+def test_a_malformed_envelope_fails_the_whole_delivery(provider: str, case: str, mutate) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UnparseableDelivery):
-        normalise(delivery(provider, body=_broken(provider, case, mutate)))
+        normalise_parts(delivery(provider, body=_broken(provider, case, mutate)))
+
+
+@pytest.mark.parametrize(
+    ("provider", "case", "mutate", "path"),
+    [
+        ("whapi", "text", lambda b: b["messages"][0].pop("id"), "messages[0]"),
+        ("whapi", "text", lambda b: b["messages"][0].update(timestamp="yesterday"), "messages[0]"),
+        ("whapi", "text", lambda b: b.update(messages={"not": "a list"}), "messages"),
+        ("whapi", "status_update", lambda b: b["statuses"][0].pop("recipient_id"), "statuses[0]"),
+        ("meta", "text", lambda b: b["entry"][0]["changes"][0]["value"]["messages"][0].pop("id"),
+         "entry[0].changes[0].value.messages[0]"),
+        ("meta", "text", lambda b: b["entry"][0]["changes"][0]["value"].pop("metadata"), "entry[0].changes[0]"),
+        ("evolution", "text", lambda b: b["data"].pop("key"), "data"),
+    ],
+)
+def test_a_malformed_item_fails_alone(provider: str, case: str, mutate, path: str) -> None:  # type: ignore[no-untyped-def]
+    """Its neighbours (none here) still become events; the all-or-nothing ``normalise`` refuses it."""
+    body = _broken(provider, case, mutate)
+    assert [f.path for f in normalise_parts(delivery(provider, body=body)).failures] == [path]
+    with pytest.raises(UnparseableDelivery):
+        normalise(delivery(provider, body=body))
 
 
 def test_unparseable_is_a_normalise_error() -> None:

@@ -1,5 +1,7 @@
 from datetime import UTC, datetime
 
+import orjson
+
 from contracts import deadletter
 from contracts.deadletter import DeadLettered, DeadLetterRetried
 from msgmem.dlq import fold, select
@@ -42,3 +44,32 @@ def test_wire_roundtrip_keeps_the_original_bytes() -> None:
     decoded = deadletter.decode(a.encode())
     assert isinstance(decoded, DeadLettered)
     assert (decoded.key, decoded.value, decoded.kafka_headers) == (b"k", b"v", [("h", b"1")])
+
+
+def part_letter(offset: int, part: str) -> DeadLettered:
+    return DeadLettered.of(
+        "normalize", topic="wa.raw", partition=3, offset=offset, key=b"k", value=b"v", headers=[],
+        error=ValueError("messages[2]: KeyError 'id'"), attempts=1, part=part,
+    )
+
+
+def test_a_letter_for_one_item_of_a_record_names_the_part_in_its_id() -> None:
+    whole, item = letter(5), part_letter(5, "messages[2]")
+    assert whole.dead_letter_id == "normalize:wa.raw:0:5" and whole.part is None
+    assert item.dead_letter_id == "normalize:wa.raw:3:5#messages[2]" and item.part == "messages[2]"
+    assert deadletter.decode(item.encode()) == item
+
+
+def test_items_of_one_record_are_separate_letters_retried_separately() -> None:
+    a, b = part_letter(5, "messages[1]"), part_letter(5, "messages[3]")
+    letters = fold([a, b, retried(a)])
+    assert [x.letter.part for x in letters.values() if x.open] == ["messages[3]"]
+    assert (letters[a.dead_letter_id].failures, letters[b.dead_letter_id].failures) == (1, 1)
+
+
+def test_a_letter_written_before_parts_existed_still_decodes_with_its_id() -> None:
+    old = letter(9).model_dump(mode="json")
+    del old["part"]
+    decoded = deadletter.decode(orjson.dumps(old))
+    assert isinstance(decoded, DeadLettered)
+    assert (decoded.part, decoded.dead_letter_id) == (None, "normalize:wa.raw:0:9")

@@ -1,0 +1,65 @@
+"""The stage's handler: one wa.raw record to the good events' outputs plus one dead letter
+per failed item, each holding the whole record so `msgmem dlq retry` can run it again."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from contracts import deadletter, messages
+from contracts.deadletter import DeadLettered
+from contracts.settings import Settings
+from streams.common.records import InputRecord
+from streams.normalize.agent import STAGE, make_handler, outputs_for
+from streams.normalize.errors import UnparseableDelivery
+from streams.normalize.logic import NormaliseConfig
+from tests.unit.normalize.test_isolation import SECRETS, SECRET_PHONE, SECRET_TEXT, whapi_messages
+from tests.unit.normalize.webhooks import delivery
+
+
+def record(body: bytes, offset: int = 41) -> InputRecord:
+    d = delivery("whapi", body=body, delivery_id="dlv-agent")
+    return InputRecord("wa.raw", 2, offset, d.key, d.body, tuple(d.kafka_headers()))
+
+
+def test_good_events_and_one_dead_letter_per_failed_item() -> None:
+    body = whapi_messages(5)
+    body["messages"][1]["timestamp"] = f"{SECRET_TEXT} {SECRET_PHONE}"
+    body["messages"][3].pop("id")
+    rec = record(orjson.dumps(body))
+    outputs = outputs_for(rec, NormaliseConfig())
+
+    events = [o for o in outputs if o.topic == messages.TOPIC]
+    assert [messages.decode_event(o.value).provider_message_id for o in events] == ["iso-0", "iso-2", "iso-4"]
+    assert all(o.key == messages.decode_event(o.value).chat_key.encode() for o in events)
+    assert all(dict(o.headers)["mm-type"] == b"message_received" for o in events)
+
+    dead = [o for o in outputs if o.topic == deadletter.TOPIC]
+    assert len(outputs) == len(events) + len(dead) == 5
+    assert {o.key for o in dead} == {STAGE.encode()}
+    letters = [DeadLettered.decode(o.value) for o in dead]
+    assert [x.dead_letter_id for x in letters] == ["normalize:wa.raw:2:41#messages[1]", "normalize:wa.raw:2:41#messages[3]"]
+    assert [x.part for x in letters] == ["messages[1]", "messages[3]"]
+    assert [x.error for x in letters] == ["messages[1].timestamp: ValueError", "messages[3]: KeyError 'id'"]
+    for x in letters:
+        assert (x.stage, x.topic, x.partition, x.offset, x.attempts) == ("normalize", "wa.raw", 2, 41, 1)
+        assert x.error_type == "MalformedItem"
+        assert (x.key, x.value, tuple(x.kafka_headers)) == (rec.key, rec.value, rec.headers)  # the whole record
+        assert not any(secret in x.error for secret in SECRETS)
+
+
+def test_a_clean_delivery_has_no_dead_letter() -> None:
+    outputs = outputs_for(record(orjson.dumps(whapi_messages(3))), NormaliseConfig())
+    assert [o.topic for o in outputs] == [messages.TOPIC] * 3
+
+
+def test_an_unreadable_envelope_still_raises_for_the_runner_to_dead_letter_whole() -> None:
+    with pytest.raises(UnparseableDelivery):
+        outputs_for(record(b"not json"), NormaliseConfig())
+
+
+async def test_the_handler_keeps_its_signature() -> None:
+    body = whapi_messages(2)
+    body["messages"][0]["chat_id"] = None
+    outputs = await make_handler(Settings())(record(orjson.dumps(body)))
+    assert [o.topic for o in outputs] == [messages.TOPIC, deadletter.TOPIC]
