@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import logging
 
+import orjson
+
 from contracts import deadletter, messages
 from contracts.deadletter import DeadLettered
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
+from contracts.topics import limit_of, record_size
 from streams.common.records import InputRecord, Output
 from streams.common.runner import Handler
 from streams.normalize.errors import MalformedItem
@@ -32,18 +35,41 @@ def config_from(settings: Settings) -> NormaliseConfig:
     )
 
 
-def outputs_for(record: InputRecord, config: NormaliseConfig) -> list[Output]:
+def outputs_for(record: InputRecord, config: NormaliseConfig, max_event_bytes: int | None = None) -> list[Output]:
     """One wa.raw record to its events, keyed by chat, then one dead letter per failed item.
-    No I/O. Raises ``UnparseableDelivery`` on a delivery whose envelope cannot be read."""
+    No I/O. Raises ``UnparseableDelivery`` on a delivery whose envelope cannot be read.
+
+    An event over ``max_event_bytes`` (wa.messages' record limit) is stored with its provider
+    ``raw`` part trimmed and flagged (``raw == {"msgmem_trimmed": True, "raw_bytes": N}``);
+    one still too large becomes a failed item of its own, so its neighbours flow."""
     delivery = RawDelivery.from_kafka(record.value, list(record.headers))
     found = normalise_parts(delivery, config)
-    outputs = [
-        Output(messages.TOPIC, event.chat_key.encode(), messages.encode_event(event), (("mm-type", event.type.encode()),))
-        for event in found.events
-    ]
-    for failure in found.failures:
+    outputs: list[Output] = []
+    failures = list(found.failures)
+    for event in found.events:
+        output = event_output(event, max_event_bytes)
+        if output is None:
+            failures.append(ItemFailure(f"event {event.event_id}", f"{event.type}: over {max_event_bytes:,} bytes"))
+        else:
+            outputs.append(output)
+    for failure in failures:
         outputs.append(dead_letter(record, failure))
     return outputs
+
+
+def event_output(event: messages.MessageEvent, max_bytes: int | None) -> Output | None:
+    """The event's record, trimmed of its raw part if that makes it fit; None if nothing does."""
+    key, headers = event.chat_key.encode(), (("mm-type", event.type.encode()),)
+    value = messages.encode_event(event)
+    if max_bytes is None or record_size(key, value, headers) <= max_bytes:
+        return Output(messages.TOPIC, key, value, headers)
+    raw = getattr(event, "raw", None)
+    if raw:
+        trimmed = event.model_copy(update={"raw": {"msgmem_trimmed": True, "raw_bytes": len(orjson.dumps(raw))}})
+        value = messages.encode_event(trimmed)
+        if record_size(key, value, headers) <= max_bytes:
+            return Output(messages.TOPIC, key, value, headers)
+    return None
 
 
 def dead_letter(record: InputRecord, failure: ItemFailure) -> Output:
@@ -62,8 +88,9 @@ def dead_letter(record: InputRecord, failure: ItemFailure) -> Output:
 
 def make_handler(settings: Settings) -> Handler:
     config = config_from(settings)
+    max_event_bytes = limit_of(messages.TOPIC, settings.kafka_max_message_bytes)
 
     async def handle(record: InputRecord) -> list[Output]:
-        return outputs_for(record, config)
+        return outputs_for(record, config, max_event_bytes)
 
     return handle

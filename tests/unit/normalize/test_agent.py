@@ -63,3 +63,26 @@ async def test_the_handler_keeps_its_signature() -> None:
     body["messages"][0]["chat_id"] = None
     outputs = await make_handler(Settings())(record(orjson.dumps(body)))
     assert [o.topic for o in outputs] == [messages.TOPIC, deadletter.TOPIC]
+
+
+def test_an_event_over_the_topic_limit_is_stored_with_its_raw_part_trimmed_and_flagged() -> None:
+    body = whapi_messages(3)
+    body["messages"][1]["text"] = {"body": "x" * 40_000}  # the event carries it twice: text and raw
+    outputs = outputs_for(record(orjson.dumps(body)), NormaliseConfig(), max_event_bytes=60_000)
+    events = [messages.decode_event(o.value) for o in outputs if o.topic == messages.TOPIC]
+    assert [e.provider_message_id for e in events] == ["iso-0", "iso-1", "iso-2"]
+    assert events[1].text == "x" * 40_000
+    assert events[1].raw["msgmem_trimmed"] is True and events[1].raw["raw_bytes"] > 40_000
+    assert "msgmem_trimmed" not in events[0].raw
+    assert all(o.topic == messages.TOPIC for o in outputs)
+
+
+def test_an_event_too_large_even_trimmed_is_one_failed_item_and_its_neighbours_flow() -> None:
+    body = whapi_messages(3)
+    body["messages"][1]["text"] = {"body": "x" * 80_000}
+    outputs = outputs_for(record(orjson.dumps(body)), NormaliseConfig(), max_event_bytes=60_000)
+    events = [messages.decode_event(o.value) for o in outputs if o.topic == messages.TOPIC]
+    assert [e.provider_message_id for e in events] == ["iso-0", "iso-2"]
+    [letter] = [DeadLettered.decode(o.value) for o in outputs if o.topic == deadletter.TOPIC]
+    assert letter.part is not None and letter.part.startswith("event ") and "60,000 bytes" in letter.error
+    assert "xxxx" not in letter.error
