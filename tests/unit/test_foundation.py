@@ -66,6 +66,25 @@ def test_local_broker_is_configured_for_a_dev_box(tmp_path: Path) -> None:
     assert int(props["message.max.bytes"]) > int(RAW.config()["max.message.bytes"])
 
 
+def test_a_cluster_node_shares_the_voters_and_replicates_three_ways(tmp_path: Path) -> None:
+    voters = "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
+    text = server_properties(tmp_path, 9094, 9095, node_id=2, voters=voters, replication=3, min_insync=2)
+    props = dict(line.split("=", 1) for line in text.splitlines() if line)
+    assert props["process.roles"] == "broker,controller"
+    assert props["node.id"] == "2"
+    assert props["controller.quorum.voters"] == voters
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095"
+    for key in ("default.replication.factor", "offsets.topic.replication.factor",
+                "transaction.state.log.replication.factor"):
+        assert props[key] == "3", key
+    assert props["min.insync.replicas"] == props["transaction.state.log.min.isr"] == "2"
+    assert props["unclean.leader.election.enable"] == "false"
+
+    alone = dict(line.split("=", 1) for line in server_properties(tmp_path, 9092, 9093).splitlines() if line)
+    assert alone["controller.quorum.voters"] == "1@127.0.0.1:9093"
+    assert alone["default.replication.factor"] == alone["min.insync.replicas"] == "1"
+
+
 def test_local_broker_threads_follow_the_cores(tmp_path: Path) -> None:
     def threads(cpus: int) -> tuple[str, str]:
         props = dict(line.split("=", 1) for line in server_properties(tmp_path, 1, 2, cpus).splitlines() if line)
