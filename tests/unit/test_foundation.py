@@ -7,13 +7,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aiokafka.conn import collect_hosts
+from faust.transport.drivers.aiokafka import server_list
 from pydantic import ValidationError
 
 from contracts.settings import Settings
 from contracts.topics import ALL_TOPICS, RAW, by_name
+from msgmem.kafka import connection_config
 from msgmem.localstack.kafka import server_properties
 from msgmem.migrate import load_migrations
 from msgmem.services import SERVICES
+from streams.common.faust_app import make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,6 +87,18 @@ def test_a_cluster_node_shares_the_voters_and_replicates_three_ways(tmp_path: Pa
     alone = dict(line.split("=", 1) for line in server_properties(tmp_path, 9092, 9093).splitlines() if line)
     assert alone["controller.quorum.voters"] == "1@127.0.0.1:9093"
     assert alone["default.replication.factor"] == alone["min.insync.replicas"] == "1"
+
+
+def test_every_bootstrap_server_reaches_the_clients(tmp_path: Path) -> None:
+    """A comma-separated list (spaces allowed) gives aiokafka and Faust every broker."""
+    servers = ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, kafka_bootstrap_servers="127.0.0.1:9001, 127.0.0.1:9002,127.0.0.1:9003", state_dir=tmp_path
+    )
+    hosts = collect_hosts(connection_config(settings)["bootstrap_servers"], randomize=False)
+    assert [f"{host}:{port}" for host, port, _ in hosts] == servers
+    app = make_app("unit", settings)
+    assert server_list(app.conf.broker, 9092) == servers
 
 
 def test_local_broker_threads_follow_the_cores(tmp_path: Path) -> None:
