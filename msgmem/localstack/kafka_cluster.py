@@ -23,10 +23,12 @@ on the same ports and data (:meth:`LocalKafkaCluster.restart`).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
@@ -115,6 +117,16 @@ class LocalKafkaCluster:
             raise RuntimeError(f"kafka-{node_id} is still running")
         node.start().wait_ready(timeout)
 
+    async def _metadata(self, node_id: int, topics: list[str]) -> list[dict[str, Any]]:
+        """``topics`` as node ``node_id`` describes them, asked of that node alone."""
+        client = AIOKafkaClient(bootstrap_servers=self.nodes[node_id].bootstrap_servers, request_timeout_ms=5000)
+        try:
+            await client.bootstrap()
+            response = await client.send(node_id, MetadataRequest(topics, allow_auto_topic_creation=False))
+        finally:
+            await client.close()
+        return response.to_object()["topics"]
+
     async def partition_state(self, topic: str, partition: int) -> PartitionState:
         """Leader, replicas and in-sync replicas of one partition, from the first running
         node that answers (each node's metadata trails the controller by moments)."""
@@ -122,16 +134,11 @@ class LocalKafkaCluster:
         for node_id, node in self.nodes.items():
             if not node.running():
                 continue
-            client = AIOKafkaClient(bootstrap_servers=node.bootstrap_servers, request_timeout_ms=5000)
             try:
-                await client.bootstrap()
-                response = await client.send(node_id, MetadataRequest([topic]))
+                [described] = await self._metadata(node_id, [topic])
             except KafkaError as exc:
                 failures.append(f"kafka-{node_id}: {exc!r}")
                 continue
-            finally:
-                await client.close()
-            [described] = response.to_object()["topics"]
             if described["error_code"]:
                 failures.append(f"kafka-{node_id}: topic {topic!r} error {described['error_code']}")
                 continue
@@ -144,3 +151,32 @@ class LocalKafkaCluster:
     async def leader_of(self, topic: str, partition: int) -> int:
         """The node id leading ``topic``'s ``partition`` (-1 while it has none)."""
         return (await self.partition_state(topic, partition)).leader
+
+    async def wait_for_topics(self, topics: list[str], timeout: float = 30.0) -> None:
+        """Until every running node knows every partition of ``topics`` with a leader and all
+        its replicas in sync. A topic is created by the controller and reaches each broker's
+        metadata moments later: a client asking another broker meanwhile hears "unknown topic"."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pending: list[str] = []
+            for node_id, node in self.nodes.items():
+                if not node.running():
+                    continue
+                try:
+                    described = await self._metadata(node_id, topics)
+                except KafkaError as exc:
+                    pending.append(f"kafka-{node_id}: {exc!r}")
+                    continue
+                for t in described:
+                    if t["error_code"] or not t["partitions"]:
+                        pending.append(f"kafka-{node_id}: {t['topic']} error {t['error_code']}")
+                    pending.extend(
+                        f"kafka-{node_id}: {t['topic']}[{p['partition']}] leader {p['leader']} isr {p['isr']}"
+                        for p in t["partitions"]
+                        if p["leader"] < 0 or len(p["isr"]) < len(p["replicas"])
+                    )
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics not ready after {timeout:.0f}s: {'; '.join(pending[:10])}")
+            await asyncio.sleep(0.2)

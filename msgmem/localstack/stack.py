@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contracts.settings import Environment, Settings
+from contracts.topics import ALL_TOPICS
 from msgmem.kafka import ensure_topics
 from msgmem.localstack.kafka import LocalKafka, kafka_libs
 from msgmem.localstack.kafka_cluster import LocalKafkaCluster
@@ -32,7 +33,8 @@ class Stack:
 def start_stack(root: Path, *, durable: bool = False, brokers: int = 1) -> Stack:
     """One Kafka broker by default. With ``brokers`` > 1 a :class:`LocalKafkaCluster`
     (replication min(brokers, 3), ``min.insync.replicas`` one less, set broker-wide so
-    the topics inherit it) and topics created with that replication factor."""
+    the topics inherit it) and topics created with that replication factor, returned once
+    every broker knows them with all replicas in sync."""
     log = root / "stack.log"
     sink = file_sink(log)
     base = Settings(_env_file=None, environment=Environment.TEST)  # type: ignore[call-arg]
@@ -61,6 +63,8 @@ def start_stack(root: Path, *, durable: bool = False, brokers: int = 1) -> Stack
         )
         asyncio.run(migrate(postgres.database_url))
         asyncio.run(ensure_topics(stack.settings))
+        if isinstance(kafka, LocalKafkaCluster):
+            asyncio.run(kafka.wait_for_topics([t.name for t in ALL_TOPICS]))
     except BaseException:
         stack.stop()
         raise
