@@ -1,4 +1,5 @@
-"""A single-node Apache Kafka broker in KRaft mode, from Maven Central jars cached once.
+"""An Apache Kafka node in KRaft mode, from Maven Central jars cached once: a single-node
+broker by default, or one node of a :mod:`~msgmem.localstack.kafka_cluster`.
 
 The jars are resolved with Maven (`mvn dependency:copy-dependencies` on a small pom) into
 ``<cache>/kafka-<version>/libs`` the first time, under a file lock so that concurrent
@@ -71,7 +72,7 @@ def kafka_libs(cache_dir: Path, version: str, *, log: LineSink = stdout_sink) ->
     return libs
 
 
-def _cluster_id() -> str:
+def new_cluster_id() -> str:
     """A KRaft cluster id (base64 of 16 bytes). Never starting with '-': the storage tool
     would read it as an option."""
     while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))[0] == "-":
@@ -79,18 +80,27 @@ def _cluster_id() -> str:
     return cid
 
 
-def server_properties(data_dir: Path, port: int, controller_port: int, cpus: int | None = None) -> str:
-    """A dev/test broker: one replica, instant group joins, no automatic topic creation,
-    and request threads sized to the machine. Kafka's defaults (3 network and 8 I/O
-    threads) suit a server; on 2 cores, shared with the services, each request then hops
-    between more threads than there are cores: 1 and 2 gave ingest 12% more deliveries/s
-    with less CPU in every process."""
+def server_properties(
+    data_dir: Path, port: int, controller_port: int, cpus: int | None = None, *,
+    node_id: int = 1, voters: str | None = None, replication: int = 1, min_insync: int = 1,
+) -> str:
+    """A dev/test broker: instant group joins, no automatic topic creation, and request
+    threads sized to the machine. Kafka's defaults (3 network and 8 I/O threads) suit a
+    server; on 2 cores, shared with the services, each request then hops between more
+    threads than there are cores: 1 and 2 gave ingest 12% more deliveries/s with less CPU
+    in every process.
+
+    Alone (the defaults) it is its own single voter with one replica of everything. In a
+    cluster every node gets its ``node_id``, the same ``voters``
+    (``"1@host:port,2@host:port,..."``) and the replication settings, which are also the
+    broker-wide defaults of topics created without their own (``min.insync.replicas``)."""
     cpus = cpus or os.cpu_count() or 2
+    voters = voters or f"{node_id}@127.0.0.1:{controller_port}"
     return "\n".join(
         [
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+            f"node.id={node_id}",
+            f"controller.quorum.voters={voters}",
             f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
             f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
             "controller.listener.names=CONTROLLER",
@@ -98,14 +108,15 @@ def server_properties(data_dir: Path, port: int, controller_port: int, cpus: int
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={data_dir / 'logs'}",
             "num.partitions=1",
-            "default.replication.factor=1",
-            "min.insync.replicas=1",
-            "offsets.topic.replication.factor=1",
+            f"default.replication.factor={replication}",
+            f"min.insync.replicas={min_insync}",
+            f"offsets.topic.replication.factor={replication}",
             "offsets.topic.num.partitions=6",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
+            f"transaction.state.log.replication.factor={replication}",
+            f"transaction.state.log.min.isr={min_insync}",
+            f"share.coordinator.state.topic.replication.factor={replication}",
+            f"share.coordinator.state.topic.min.isr={min_insync}",
+            "unclean.leader.election.enable=false",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
             f"num.network.threads={min(3, max(1, cpus // 2))}",
@@ -120,16 +131,27 @@ def server_properties(data_dir: Path, port: int, controller_port: int, cpus: int
 
 
 class LocalKafka:
+    """One KRaft node (broker and controller in one JVM). Alone by default; a
+    :class:`~msgmem.localstack.kafka_cluster.LocalKafkaCluster` gives each of its nodes a
+    ``node_id``, the shared ``voters`` and ``cluster_id``, and a ``name`` for its log lines."""
+
     def __init__(
         self, libs: Path, data_dir: Path, port: int, controller_port: int, *, heap: str = "768m",
-        sink: LineSink = stdout_sink,
+        sink: LineSink = stdout_sink, name: str = "kafka", node_id: int = 1, voters: str | None = None,
+        replication: int = 1, min_insync: int = 1, cluster_id: str | None = None,
     ) -> None:
         self.libs = libs
         self.data_dir = data_dir
         self.port = port
         self.controller_port = controller_port
+        self.name = name
+        self.node_id = node_id
         self._heap = heap
         self._sink = sink
+        self._voters = voters
+        self._replication = replication
+        self._min_insync = min_insync
+        self._cluster_id = cluster_id
         self.child: Child | None = None
 
     @property
@@ -150,33 +172,51 @@ class LocalKafka:
             "-cp", f"{self.libs}/*", main, *args,
         ]
 
-    def _prepare(self) -> Path:
-        """Write the configuration (ports may change between runs) and format storage once."""
+    def prepare(self) -> Path:
+        """Write the configuration (ports may change between runs) and format storage once.
+        Safe to run on a worker thread (``start`` runs it again, and then it only writes files)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         props = self.data_dir / "server.properties"
-        props.write_text(server_properties(self.data_dir, self.port, self.controller_port))
+        props.write_text(
+            server_properties(
+                self.data_dir, self.port, self.controller_port, node_id=self.node_id, voters=self._voters,
+                replication=self._replication, min_insync=self._min_insync,
+            )
+        )
         log_cfg = resources.files("msgmem.localstack").joinpath("kafka-log4j2.yaml").read_text()
         (self.data_dir / "log4j2.yaml").write_text(log_cfg)
         if not (self.data_dir / "logs" / "meta.properties").exists():
+            cluster_id = self._cluster_id or new_cluster_id()
             result = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)),
+                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
                 capture_output=True, text=True, stdin=subprocess.DEVNULL,
             )
             if result.returncode != 0:
-                raise ChildFailed(f"kafka storage format failed:\n{result.stdout}{result.stderr}")
+                raise ChildFailed(f"{self.name} storage format failed:\n{result.stdout}{result.stderr}")
         return props
 
     def start(self) -> "LocalKafka":
-        props = self._prepare()
+        """Start the broker; again after :meth:`stop` or :meth:`kill`, on the same ports and data.
+        Call it from a thread that outlives the broker (the main thread): the child's
+        parent-death signal fires when the thread that started it ends."""
+        props = self.prepare()
         self.child = Child(
-            "kafka", self._java("kafka.Kafka", str(props)),
+            self.name, self._java("kafka.Kafka", str(props)),
             ready_pattern=r"Kafka Server started", stop_signal=signal.SIGTERM, sink=self._sink,
         ).start()
         return self
 
+    def running(self) -> bool:
+        return self.child is not None and self.child.running()
+
     def wait_ready(self, timeout: float = 90.0) -> None:
         assert self.child is not None, "start() first"
         self.child.wait_ready(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: no controlled shutdown, no flush; a crash as the rest of the cluster sees it."""
+        if self.child is not None:
+            self.child.kill()
 
     def stop(self) -> None:
         if self.child is not None:

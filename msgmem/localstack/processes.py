@@ -142,6 +142,17 @@ class Child:
             pass
         self._join_pump()
 
+    def kill(self) -> None:
+        """SIGKILL, then reap it: the child gets no chance to shut down cleanly."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.kill()
+            except ProcessLookupError:
+                pass
+            proc.wait(10)
+        self._join_pump()
+
     def _join_pump(self) -> None:
         if self._pump is not None:
             self._pump.join(timeout=2)

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contracts.settings import Environment, Settings
+from contracts.topics import ALL_TOPICS
 from msgmem.kafka import ensure_topics
 from msgmem.localstack.kafka import LocalKafka, kafka_libs
+from msgmem.localstack.kafka_cluster import LocalKafkaCluster
 from msgmem.localstack.postgres import LocalPostgres
 from msgmem.localstack.processes import file_sink, free_port
 from msgmem.migrate import migrate
@@ -18,7 +20,7 @@ from msgmem.migrate import migrate
 
 @dataclass
 class Stack:
-    kafka: LocalKafka
+    kafka: LocalKafka | LocalKafkaCluster
     postgres: LocalPostgres
     settings: Settings
     log: Path
@@ -28,12 +30,22 @@ class Stack:
         self.postgres.stop()
 
 
-def start_stack(root: Path, *, durable: bool = False) -> Stack:
+def start_stack(root: Path, *, durable: bool = False, brokers: int = 1) -> Stack:
+    """One Kafka broker by default. With ``brokers`` > 1 a :class:`LocalKafkaCluster`
+    (replication min(brokers, 3), ``min.insync.replicas`` one less, set broker-wide so
+    the topics inherit it) and topics created with that replication factor, returned once
+    every broker knows them with all replicas in sync."""
     log = root / "stack.log"
     sink = file_sink(log)
     base = Settings(_env_file=None, environment=Environment.TEST)  # type: ignore[call-arg]
     libs = kafka_libs(base.cache_dir, base.local_kafka_version, log=sink)
-    kafka = LocalKafka(libs, root / "kafka", free_port(), free_port(), sink=sink)
+    kafka: LocalKafka | LocalKafkaCluster
+    replication = base.kafka_replication_factor
+    if brokers == 1:
+        kafka = LocalKafka(libs, root / "kafka", free_port(), free_port(), sink=sink)
+    else:
+        kafka = LocalKafkaCluster(libs, root / "kafka", brokers=brokers, sink=sink)
+        replication = kafka.replication
     postgres = LocalPostgres(root / "postgres", free_port(), durable=durable, sink=sink)
     stack = Stack(kafka, postgres, base, log)
     try:
@@ -44,12 +56,15 @@ def start_stack(root: Path, *, durable: bool = False) -> Stack:
         stack.settings = base.model_copy(
             update={
                 "kafka_bootstrap_servers": kafka.bootstrap_servers,
+                "kafka_replication_factor": replication,
                 "database_url": postgres.database_url,
                 "state_dir": root / "state",
             }
         )
         asyncio.run(migrate(postgres.database_url))
         asyncio.run(ensure_topics(stack.settings))
+        if isinstance(kafka, LocalKafkaCluster):
+            asyncio.run(kafka.wait_for_topics([t.name for t in ALL_TOPICS]))
     except BaseException:
         stack.stop()
         raise

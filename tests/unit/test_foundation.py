@@ -7,13 +7,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aiokafka.conn import collect_hosts
+from faust.transport.drivers.aiokafka import server_list
 from pydantic import ValidationError
 
 from contracts.settings import Settings
 from contracts.topics import ALL_TOPICS, RAW, by_name
+from msgmem.kafka import connection_config
 from msgmem.localstack.kafka import server_properties
 from msgmem.migrate import load_migrations
 from msgmem.services import SERVICES
+from streams.common.faust_app import make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,6 +68,37 @@ def test_local_broker_is_configured_for_a_dev_box(tmp_path: Path) -> None:
     assert props["group.initial.rebalance.delay.ms"] == "0"
     assert props["offsets.topic.replication.factor"] == "1"
     assert int(props["message.max.bytes"]) > int(RAW.config()["max.message.bytes"])
+
+
+def test_a_cluster_node_shares_the_voters_and_replicates_three_ways(tmp_path: Path) -> None:
+    voters = "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
+    text = server_properties(tmp_path, 9094, 9095, node_id=2, voters=voters, replication=3, min_insync=2)
+    props = dict(line.split("=", 1) for line in text.splitlines() if line)
+    assert props["process.roles"] == "broker,controller"
+    assert props["node.id"] == "2"
+    assert props["controller.quorum.voters"] == voters
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095"
+    for key in ("default.replication.factor", "offsets.topic.replication.factor",
+                "transaction.state.log.replication.factor"):
+        assert props[key] == "3", key
+    assert props["min.insync.replicas"] == props["transaction.state.log.min.isr"] == "2"
+    assert props["unclean.leader.election.enable"] == "false"
+
+    alone = dict(line.split("=", 1) for line in server_properties(tmp_path, 9092, 9093).splitlines() if line)
+    assert alone["controller.quorum.voters"] == "1@127.0.0.1:9093"
+    assert alone["default.replication.factor"] == alone["min.insync.replicas"] == "1"
+
+
+def test_every_bootstrap_server_reaches_the_clients(tmp_path: Path) -> None:
+    """A comma-separated list (spaces allowed) gives aiokafka and Faust every broker."""
+    servers = ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, kafka_bootstrap_servers="127.0.0.1:9001, 127.0.0.1:9002,127.0.0.1:9003", state_dir=tmp_path
+    )
+    hosts = collect_hosts(connection_config(settings)["bootstrap_servers"], randomize=False)
+    assert [f"{host}:{port}" for host, port, _ in hosts] == servers
+    app = make_app("unit", settings)
+    assert server_list(app.conf.broker, 9092) == servers
 
 
 def test_local_broker_threads_follow_the_cores(tmp_path: Path) -> None:
