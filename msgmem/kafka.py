@@ -77,6 +77,15 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
     return AIOKafkaConsumer(*topics, **(cfg | overrides))
 
 
+def durability(settings: Settings) -> dict[str, str]:
+    """Replicated topics refuse a write that fewer than two replicas hold (with acks=all), and
+    never elect a replica that missed writes: the settings the 3-broker fault test proves.
+    Set per topic, not left to the broker default (Apache Kafka's is min.insync.replicas=1)."""
+    if settings.kafka_replication_factor < 3:
+        return {}
+    return {"min.insync.replicas": "2", "unclean.leader.election.enable": "false"}
+
+
 _TOPIC_ALREADY_EXISTS = 36
 
 
@@ -120,7 +129,7 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_T
                         name=s.name,
                         num_partitions=s.partitions,
                         replication_factor=settings.kafka_replication_factor,
-                        topic_configs=s.config(settings.kafka_max_message_bytes),
+                        topic_configs=s.config(settings.kafka_max_message_bytes) | durability(settings),
                     )
                     for s in missing
                 ]

@@ -83,6 +83,7 @@ def new_cluster_id() -> str:
 def server_properties(
     data_dir: Path, port: int, controller_port: int, cpus: int | None = None, *,
     node_id: int = 1, voters: str | None = None, replication: int = 1, min_insync: int = 1,
+    max_message_bytes: int = 22020096,
 ) -> str:
     """A dev/test broker: instant group joins, no automatic topic creation, and request
     threads sized to the machine. Kafka's defaults (3 network and 8 I/O threads) suit a
@@ -93,7 +94,8 @@ def server_properties(
     Alone (the defaults) it is its own single voter with one replica of everything. In a
     cluster every node gets its ``node_id``, the same ``voters``
     (``"1@host:port,2@host:port,..."``) and the replication settings, which are also the
-    broker-wide defaults of topics created without their own (``min.insync.replicas``)."""
+    broker-wide defaults of topics created without their own (``min.insync.replicas``).
+    ``max_message_bytes`` lowers the broker's record limit, as a hosted cluster's (1 MiB)."""
     cpus = cpus or os.cpu_count() or 2
     voters = voters or f"{node_id}@127.0.0.1:{controller_port}"
     return "\n".join(
@@ -121,7 +123,7 @@ def server_properties(
             "auto.create.topics.enable=false",
             f"num.network.threads={min(3, max(1, cpus // 2))}",
             f"num.io.threads={min(8, max(2, cpus))}",
-            "message.max.bytes=22020096",
+            f"message.max.bytes={max_message_bytes}",
             "replica.fetch.max.bytes=22020096",
             "socket.request.max.bytes=104857600",
             "log.retention.hours=-1",
@@ -139,7 +141,9 @@ class LocalKafka:
         self, libs: Path, data_dir: Path, port: int, controller_port: int, *, heap: str = "768m",
         sink: LineSink = stdout_sink, name: str = "kafka", node_id: int = 1, voters: str | None = None,
         replication: int = 1, min_insync: int = 1, cluster_id: str | None = None,
+        max_message_bytes: int | None = None,
     ) -> None:
+        self.max_message_bytes = max_message_bytes
         self.libs = libs
         self.data_dir = data_dir
         self.port = port
@@ -181,6 +185,7 @@ class LocalKafka:
             server_properties(
                 self.data_dir, self.port, self.controller_port, node_id=self.node_id, voters=self._voters,
                 replication=self._replication, min_insync=self._min_insync,
+                **({"max_message_bytes": self.max_message_bytes} if self.max_message_bytes else {}),
             )
         )
         log_cfg = resources.files("msgmem.localstack").joinpath("kafka-log4j2.yaml").read_text()

@@ -30,11 +30,14 @@ class Stack:
         self.postgres.stop()
 
 
-def start_stack(root: Path, *, durable: bool = False, brokers: int = 1) -> Stack:
+def start_stack(
+    root: Path, *, durable: bool = False, brokers: int = 1, max_message_bytes: int | None = None
+) -> Stack:
     """One Kafka broker by default. With ``brokers`` > 1 a :class:`LocalKafkaCluster`
     (replication min(brokers, 3), ``min.insync.replicas`` one less, set broker-wide so
     the topics inherit it) and topics created with that replication factor, returned once
-    every broker knows them with all replicas in sync."""
+    every broker knows them with all replicas in sync. ``max_message_bytes`` (one broker)
+    makes a broker with a hosted cluster's record limit, and settings that know it."""
     log = root / "stack.log"
     sink = file_sink(log)
     base = Settings(_env_file=None, environment=Environment.TEST)  # type: ignore[call-arg]
@@ -42,7 +45,9 @@ def start_stack(root: Path, *, durable: bool = False, brokers: int = 1) -> Stack
     kafka: LocalKafka | LocalKafkaCluster
     replication = base.kafka_replication_factor
     if brokers == 1:
-        kafka = LocalKafka(libs, root / "kafka", free_port(), free_port(), sink=sink)
+        kafka = LocalKafka(
+            libs, root / "kafka", free_port(), free_port(), sink=sink, max_message_bytes=max_message_bytes
+        )
     else:
         kafka = LocalKafkaCluster(libs, root / "kafka", brokers=brokers, sink=sink)
         replication = kafka.replication
@@ -59,6 +64,7 @@ def start_stack(root: Path, *, durable: bool = False, brokers: int = 1) -> Stack
                 "kafka_replication_factor": replication,
                 "database_url": postgres.database_url,
                 "state_dir": root / "state",
+                "kafka_max_message_bytes": max_message_bytes,
             }
         )
         asyncio.run(migrate(postgres.database_url))
