@@ -8,6 +8,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
+# The locked versions first (checked against their hashes), so code changes reuse this layer.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY ingest ./ingest
@@ -15,7 +18,7 @@ COPY streams ./streams
 COPY projections ./projections
 COPY migrations ./migrations
 COPY msgmem ./msgmem
-RUN pip install . && useradd --system --uid 10001 msgmem
+RUN pip install --no-deps . && useradd --system --uid 10001 msgmem
 USER msgmem
 
 CMD ["msgmem", "--help"]

@@ -8,13 +8,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test install bench clean
+.PHONY: dev test unit install lock bench clean
 
-$(STAMP): pyproject.toml
+# Installs exactly the locked versions, each checked against its hash; `make lock` renews them.
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[local,test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,6 +26,15 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Resolve pyproject.toml's dependencies again (newest allowed versions) into the two lock
+# files: requirements.lock (the image) and requirements-dev.lock (make dev, make test, CI).
+LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --no-header --quiet
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv
+	$(LOCK) --upgrade -o requirements.lock
+	$(LOCK) --upgrade --extra local --extra test -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache

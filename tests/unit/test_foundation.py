@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,26 @@ def test_compose_file_runs_every_process_that_dev_runs() -> None:
         assert spec["build"] == "." and spec["command"] == ["python", "-m", service.module]
     assert services["migrate"]["build"] == "."
     assert (ROOT / "Dockerfile").exists()
+
+
+def _requirement_names(lines: list[str]) -> set[str]:
+    names = set()
+    for line in lines:
+        match = re.match(r"^\s*\"?([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if match:
+            names.add(re.sub(r"[-_.]+", "-", match.group(1)).lower())
+    return names
+
+
+def test_lock_files_pin_every_dependency_with_hashes() -> None:
+    """`make` installs from the lock files with --require-hashes: a dependency added to
+    pyproject.toml without `make lock` would fail every fresh install."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = _requirement_names(project["dependencies"])
+    dev = runtime | _requirement_names(project["optional-dependencies"]["local"] + project["optional-dependencies"]["test"])
+    for lock, wanted in (("requirements.lock", runtime), ("requirements-dev.lock", dev)):
+        text = (ROOT / lock).read_text()
+        pinned = {re.sub(r"[-_.]+", "-", m).lower() for m in re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==", text, re.M)}
+        assert wanted <= pinned, (lock, sorted(wanted - pinned))
+        blocks = re.split(r"^(?=[A-Za-z0-9])", text, flags=re.M)
+        assert all("--hash=sha256:" in b for b in blocks if "==" in b.split("\n")[0])
