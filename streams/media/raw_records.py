@@ -1,9 +1,18 @@
 """Reading one wa.raw record again, by its place in the log: where inline media bytes live.
 
 Evolution with webhook_base64 puts a message's file in the delivery itself. normalize keeps
-those bytes out of wa.messages (see ``contracts.messages.MediaRef``) and records where the
-delivery is (``MediaRef.inline_record``); the media stage reads the record back here. wa.raw
-is kept forever, so the bytes stay readable for replays and `msgmem dlq retry`.
+those bytes out of wa.messages and records where the delivery is (``MediaRef.inline_record``:
+topic, partition, offset); the media stage reads the record back here and decodes the base64
+(``streams.media.logic.inline_base64``). Why not carry the base64 in the event when it fits
+wa.messages' record limit (4 MiB, 1 MiB on many hosted clusters)?
+
+- wa.messages is kept forever and read by every consumer (projector, embed, media): each
+  would fetch and decode megabytes to use none of them, and the projector would store them
+  in ``chat_messages.raw_event``; wa.raw already holds the same bytes, forever, once.
+- Media above the limit would still need this path, so "small enough" would only add a
+  second way with its own edge (an event that fits alone but not beside its raw part).
+- Reading back costs one fetch per inline media, only in the media stage, and stays
+  correct for replays and `msgmem dlq retry` (the coordinates never change).
 
 ``RawRecords`` is the port; ``KafkaRawRecords`` reads with one group-less consumer, opened on
 first use (a worker that never sees inline media never connects) and shared under a lock (a
