@@ -1,4 +1,5 @@
-"""wa.media: one event per media message once its file is in storage, or once storing it failed.
+"""wa.media: one event per media message once its file is in storage, once storing it failed,
+or once it was skipped because its provider is not configured for media.
 
 Keyed by ``chat_key``. Produced by the media stage from the MessageReceived / MessageSent
 events of wa.messages that carry ``media``; consumed by the projector (``chat_media``) and
@@ -32,7 +33,10 @@ FailureReason = Literal[
     "unauthorized",  # the provider refused our credentials
     "rejected",  # any other 4xx from the provider
     "download_failed",  # transient errors outlived the retries (also dead-lettered)
+    "malformed",  # the media the provider put in the delivery itself is not valid base64
 ]
+# Why a media was not even attempted: the setting it needs (a token, an API URL) is not set.
+SkipReason = Literal["not_configured"]
 
 
 def media_id(message_id: str) -> str:
@@ -78,7 +82,10 @@ class MediaStored(_MediaEvent):
 
 class MediaFailed(_MediaEvent):
     """The file could not be stored. ``final`` False: transient errors outlived the retries and the
-    input is also in wa.deadletter, so a `dlq retry` may still store it (a later MediaStored wins)."""
+    input is also in wa.deadletter, so a `dlq retry` may still store it (a later MediaStored wins).
+
+    ``size_bytes`` and ``sha256`` are what the provider declared in the webhook (None when it
+    did not say): unverified claims, kept so the row still describes the file."""
 
     type: Literal["media_failed"] = "media_failed"
     reason: FailureReason
@@ -86,11 +93,27 @@ class MediaFailed(_MediaEvent):
     attempts: int
     final: bool = True
     failed_at: AwareDatetime
+    size_bytes: int | None = None
+    sha256: str | None = None  # lower-case hex, as declared
 
 
-EVENT_MODELS = (MediaStored, MediaFailed)
+class MediaSkipped(_MediaEvent):
+    """The file was not requested at all: its provider lacks a setting media downloads need.
+    ``detail`` names it ("META_ACCESS_TOKEN is not set"). Nothing is dead-lettered; once the
+    setting is there, replaying the media stage over these messages stores them (a later
+    MediaStored wins). ``size_bytes`` and ``sha256``: as declared, like MediaFailed's."""
 
-MediaEvent = Annotated[MediaStored | MediaFailed, Field(discriminator="type")]
+    type: Literal["media_skipped"] = "media_skipped"
+    reason: SkipReason
+    detail: str
+    skipped_at: AwareDatetime
+    size_bytes: int | None = None
+    sha256: str | None = None  # lower-case hex, as declared
+
+
+EVENT_MODELS = (MediaStored, MediaFailed, MediaSkipped)
+
+MediaEvent = Annotated[MediaStored | MediaFailed | MediaSkipped, Field(discriminator="type")]
 
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 

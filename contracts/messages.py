@@ -28,11 +28,26 @@ ConsentState = Literal["opted_in", "opted_out"]
 Raw = dict[str, Any]
 
 
+class RecordRef(Frozen):
+    """A record's place in the log, where a stage can read it again."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 class MediaRef(Frozen):
     """Where a message's media can be fetched and what to expect; the bytes never travel here.
 
+    ``url`` is the provider's link (Whapi's ``link``, Evolution's plaintext ``mediaUrl``); for
+    Evolution it may also be the WhatsApp-encrypted ``.enc`` URL the sender's client set in
+    the message, which is no download link: the media stage never requests it.
+
     ``inline_base64`` says the provider put the bytes in the delivery itself (Evolution with
-    webhook_base64): the media stage takes them from the wa.raw record, not from ``url``.
+    webhook_base64): the media stage takes them from the wa.raw record at ``inline_record``
+    (set by normalize from the record it read), not from ``url``. The bytes stay in wa.raw
+    alone: copied here they would sit in every wa.messages event (kept forever, read by every
+    consumer, stored in chat_messages.raw_event) for one stage to read them once.
     """
 
     provider_media_id: str | None = None
@@ -48,6 +63,7 @@ class MediaRef(Frozen):
     page_count: int | None = None
     animated: bool | None = None
     inline_base64: bool = False
+    inline_record: RecordRef | None = None
 
 
 class Location(Frozen):

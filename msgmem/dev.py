@@ -49,6 +49,18 @@ def dev_credentials(settings: Settings) -> dict[str, str]:
     return creds
 
 
+def dev_media_env(settings: Settings) -> dict[str, str]:
+    """Environment that keeps the media worker from using a generated secret as a credential.
+
+    A WHAPI_TOKEN made up by ``dev_credentials`` only authenticates the fixtures' webhooks; it
+    is no Whapi API token, and the media stage would otherwise fall back to it and send it to
+    Whapi. Without a configured Whapi token, WHAPI_API_URL is cleared, so Whapi media are
+    recorded as skipped ("WHAPI_API_URL is not set") instead.
+    """
+    token = settings.whapi_media_token
+    return {} if token is not None and token.get_secret_value() else {"WHAPI_API_URL": ""}
+
+
 def _log(message: str) -> None:
     stdout_sink(f"[dev] {message}")
 
@@ -95,6 +107,7 @@ def run_dev(settings: Settings) -> int:
         credentials = dev_credentials(settings)
         env = env_with(
             {name.upper(): value for name, value in credentials.items()}
+            | dev_media_env(settings)
             | {
                 "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
                 "DATABASE_URL": stack.database_url,

@@ -152,7 +152,7 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_T
         await admin.close()
 
 
-async def _standalone_consumer(settings: Settings) -> AIOKafkaConsumer:
+async def standalone_consumer(settings: Settings) -> AIOKafkaConsumer:
     """A started consumer outside any group, for reading chosen offsets."""
     consumer = make_consumer(settings, group_id=None)
     await consumer.start()
@@ -177,7 +177,7 @@ async def partitions_of(settings: Settings, topic: str) -> list[TopicPartition]:
 async def end_offsets(settings: Settings, topic: str) -> dict[TopicPartition, int]:
     """The next offset to be written on each partition of ``topic``."""
     parts = await partitions_of(settings, topic)
-    consumer = await _standalone_consumer(settings)
+    consumer = await standalone_consumer(settings)
     try:
         return await consumer.end_offsets(parts)
     finally:
@@ -192,7 +192,7 @@ async def read_range(
     wanted = [tp for tp in end if end[tp] > start.get(tp, 0)]
     if not wanted:
         return out
-    consumer = await _standalone_consumer(settings)
+    consumer = await standalone_consumer(settings)
     try:
         consumer.assign(wanted)
         for tp in wanted:

@@ -4,7 +4,12 @@ wa.documents events -> at most one ``chat_media`` row per media object. No I/O.
 What each event means for the row (merged by ``MediaRow.absorb``):
 
 - ``MediaStored``: the stored object and its description, status 'stored';
-- ``MediaFailed``: status 'failed' with ``error`` = reason: error (never over a stored row);
+- ``MediaFailed``: status 'failed' with ``error`` = reason: error (never over a stored row),
+  and the size and sha256 the webhook declared;
+- ``MediaSkipped``: status 'skipped' with ``error`` = reason: detail ("not_configured:
+  META_ACCESS_TOKEN is not set"), the declared size and sha256; like a failure, it never
+  replaces a stored object, and the latest of failures and skips wins (``failed_at`` holds
+  when it was recorded);
 - ``AudioTranscribed`` / ``ImageCaptioned`` / ``DocumentExtracted``: the transcript, the AI
   description of the image, or the document's text (and page count), with model and
   produced_at; enrichment 'done';
@@ -28,9 +33,9 @@ from contracts.enrichment import (
     AudioTranscribed, DocumentExtracted, EnrichmentFailed, EnrichmentSkipped, ImageCaptioned,
 )  # fmt: skip
 from contracts.envelope import EventCodec
-from contracts.media import MediaFailed, MediaStored
+from contracts.media import MediaFailed, MediaSkipped, MediaStored
 from projections.items import Item
-from projections.media.rows import DONE, FAILED, STORED, MediaRow
+from projections.media.rows import DONE, FAILED, SKIPPED, STORED, MediaRow
 
 TOPICS: tuple[str, ...] = (
     media.TOPIC, enrichment.TRANSCRIPTS_TOPIC, enrichment.CAPTIONS_TOPIC, enrichment.DOCUMENTS_TOPIC,
@@ -41,12 +46,13 @@ TOPICS: tuple[str, ...] = (
 # enrichment topics is therefore accepted; no stage does that.) One decoder keeps the
 # projection's decode a plain ``bytes -> event`` like every other projection's.
 MediaProjectionEvent = Annotated[
-    MediaStored | MediaFailed | AudioTranscribed | ImageCaptioned | DocumentExtracted | EnrichmentSkipped
-    | EnrichmentFailed,
+    MediaStored | MediaFailed | MediaSkipped | AudioTranscribed | ImageCaptioned | DocumentExtracted
+    | EnrichmentSkipped | EnrichmentFailed,
     Field(discriminator="type"),
 ]
 MODELS = (
-    MediaStored, MediaFailed, AudioTranscribed, ImageCaptioned, DocumentExtracted, EnrichmentSkipped, EnrichmentFailed,
+    MediaStored, MediaFailed, MediaSkipped, AudioTranscribed, ImageCaptioned, DocumentExtracted, EnrichmentSkipped,
+    EnrichmentFailed,
 )  # fmt: skip
 # The type names are distinct, so are the upcasters' keys.
 CODEC: EventCodec[MediaProjectionEvent] = EventCodec(
@@ -98,8 +104,15 @@ def to_row(event: MediaProjectionEvent) -> MediaRow:
         return MediaRow(
             id=event.media_id, message_id=event.message_id, chat_key=event.chat_key, kind=event.kind, status=FAILED,
             provider_media_id=event.provider_media_id, mime_type=event.mime_type, filename=event.filename,
-            duration_seconds=event.duration_seconds, page_count=event.page_count,
-            error=f"{event.reason}: {event.error}", failed_at=event.failed_at,
+            duration_seconds=event.duration_seconds, page_count=event.page_count, size_bytes=event.size_bytes,
+            sha256=event.sha256, error=f"{event.reason}: {event.error}", failed_at=event.failed_at,
+        )  # fmt: skip
+    if isinstance(event, MediaSkipped):
+        return MediaRow(
+            id=event.media_id, message_id=event.message_id, chat_key=event.chat_key, kind=event.kind, status=SKIPPED,
+            provider_media_id=event.provider_media_id, mime_type=event.mime_type, filename=event.filename,
+            duration_seconds=event.duration_seconds, page_count=event.page_count, size_bytes=event.size_bytes,
+            sha256=event.sha256, error=f"{event.reason}: {event.detail}", failed_at=event.skipped_at,
         )  # fmt: skip
     row = MediaRow(id=event.media_id, message_id=event.message_id, chat_key=event.chat_key, kind=event.kind,
                    mime_type=event.mime_type, sha256=event.sha256, enrichment_at=event.produced_at)  # fmt: skip

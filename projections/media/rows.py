@@ -10,8 +10,11 @@ same rules across batches. Both are commutative and idempotent:
   turns a row the retention sweep marked 'expired' back into 'stored';
 - descriptive columns (provider media id, mime type, file name, duration) come from the
   newest MediaStored, gaps filled from the other events;
-- a MediaFailed makes the row 'failed' only while no MediaStored was ever applied; the error
-  is the latest failure's (by ``failed_at``);
+- a MediaFailed or MediaSkipped makes the row 'failed' or 'skipped' only while no MediaStored
+  was ever applied; status and error are the latest one's (by ``failed_at``, which holds when
+  a failure or a skip was recorded, then by error text);
+- before any store, the object's columns take the first known value: a failure's or skip's
+  size and sha256 are what the webhook declared;
 - each text (transcript, caption, extracted text) is the newest result's by ``produced_at``,
   a tie going to the greater text, so a re-run with another model replaces it in place;
   ``page_count`` follows the winning extraction, else the stored object;
@@ -23,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-PENDING, STORED, FAILED = "pending", "stored", "failed"
+PENDING, STORED, FAILED, SKIPPED = "pending", "stored", "failed", "skipped"
 DONE = "done"
 _ENRICHMENT_RANK = {DONE: 2, "skipped": 1, "failed": 1}
 DESCRIPTIVE = ("provider_media_id", "mime_type", "filename", "duration_seconds")
@@ -79,8 +82,8 @@ class MediaRow:
         )
         if stored_wins:
             status = STORED
-        elif not had_store and other.failed_at is not None:
-            status = FAILED
+        elif not had_store and failure_wins:
+            status = other.status
         else:
             status = self.status
         error = None if stored_wins or had_store else other.error if failure_wins else self.error

@@ -52,7 +52,7 @@ def _merge() -> str:
     extraction_wins = _newer("extracted_at", _text("extracted_text"))
     sets = [
         f"status = case when {_STORED_WINS} then 'stored'"
-        f" when not {_HAD_STORE} and excluded.failed_at is not null then 'failed' else c.status end",
+        f" when not {_HAD_STORE} and {_FAILURE_WINS} then excluded.status else c.status end",
         f"error = case when {_STORED_WINS} or {_HAD_STORE} then null when {_FAILURE_WINS} then excluded.error"
         " else c.error end",
         "failed_at = greatest(c.failed_at, excluded.failed_at)",

@@ -5,13 +5,26 @@ A duplicate is still downloaded: the SHA-256 in a message is the sender's claim 
 and WhatsApp clients set it), so linking a message to an object stored for another chat on
 that claim alone would let a crafted message point at someone else's file; the bytes are
 verified every time and then stored once (content-addressed). A final refusal
-(too large, wrong hash, host not allowed, gone) is a MediaFailed, not an error; a transient
-failure raises ``TransientError`` for the runner to retry, and after the last attempt the
-give-up hook adds a MediaFailed (``final`` False) beside the dead letter.
+(too large, wrong hash, host not allowed, gone, malformed inline base64) is a MediaFailed,
+not an error; a transient failure raises ``TransientError`` for the runner to retry, and
+after the last attempt the give-up hook adds a MediaFailed (``final`` False) beside the dead
+letter.
+
+Media whose provider lacks a setting (no META_ACCESS_TOKEN, no Whapi token, no
+EVOLUTION_API_URL for media not inline) is not requested at all: a MediaSkipped names the
+setting, and nothing is dead-lettered.
+
+Inline media (Evolution's webhook_base64): the bytes are in the delivery, so the stage reads
+the wa.raw record the event points at (``MediaRef.inline_record``) and decodes them there,
+with no request and no API URL; the size cap and the SHA-256 check apply as to downloads.
+Why the event points at wa.raw instead of carrying the base64: ``contracts.messages.MediaRef``.
+When that record is not in the log (an event from before ``inline_record``, or retention),
+the provider's API is asked instead, as for any Evolution media.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,12 +35,15 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
 
 from contracts import media, messages
+from contracts.messages import RecordRef
+from contracts.raw import TOPIC as RAW_TOPIC
 from contracts.settings import Settings
 from streams.common.records import InputRecord, Output
 from streams.common.runner import TransientError
 from streams.media.logic import (
     FALLBACK_MIME,
     MediaJob,
+    NotConfigured,
     Placement,
     ProviderAccess,
     Refused,
@@ -35,12 +51,16 @@ from streams.media.logic import (
     check_declared_size,
     check_sha256,
     content_path,
+    decode_inline,
     failed,
+    inline_base64,
     job_for,
     plan_fetch,
+    skipped,
     stored,
 )
-from streams.media.providers import Fetcher
+from streams.media.providers import Downloaded, Fetcher, spool_bytes
+from streams.media.raw_records import RawRecords
 from streams.media.storage import MediaStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -51,25 +71,35 @@ _MESSAGE_TYPES = {b"message_received", b"message_sent"}
 
 
 def provider_access(settings: Settings) -> dict[str, ProviderAccess]:
-    """Each provider's API base, credential header and extra media hosts, from settings."""
+    """Each provider's API base, credential header, extra media hosts and, when a setting its
+    API needs is missing, which one (an empty value counts as missing)."""
 
-    def bearer(secret: SecretStr | None) -> dict[str, str]:
-        return {"authorization": f"Bearer {secret.get_secret_value()}"} if secret is not None else {}
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() or None if value is not None else None
 
-    evolution_key = settings.evolution_api_key
+    def bearer(token: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {token}"} if token else {}
+
+    def unset(*required: tuple[str, object]) -> str | None:
+        return next((f"{name} is not set" for name, value in required if not value), None)
+
+    whapi_token, meta_token = secret(settings.whapi_media_token), secret(settings.meta_access_token)
+    evolution_key = secret(settings.evolution_api_key)
     return {
         "whapi": ProviderAccess(
-            settings.whapi_api_url, bearer(settings.whapi_media_token), tuple(settings.whapi_media_hosts)
+            settings.whapi_api_url or None, bearer(whapi_token), tuple(settings.whapi_media_hosts),
+            unset(("WHAPI_API_URL", settings.whapi_api_url), ("WHAPI_API_TOKEN (or WHAPI_TOKEN)", whapi_token)),
         ),
         "meta": ProviderAccess(
-            f"{settings.meta_graph_url.rstrip('/')}", bearer(settings.meta_access_token), tuple(settings.meta_media_hosts)
+            settings.meta_graph_url.rstrip("/") or None, bearer(meta_token), tuple(settings.meta_media_hosts),
+            unset(("META_GRAPH_URL", settings.meta_graph_url), ("META_ACCESS_TOKEN", meta_token)),
         ),
         "evolution": ProviderAccess(
-            settings.evolution_api_url,
-            {"apikey": evolution_key.get_secret_value()} if evolution_key is not None else {},
+            settings.evolution_api_url or None, {"apikey": evolution_key} if evolution_key else {},
             tuple(settings.evolution_media_hosts),
+            unset(("EVOLUTION_API_URL", settings.evolution_api_url), ("EVOLUTION_API_KEY", evolution_key)),
         ),
-    }
+    }  # fmt: skip
 
 
 class MediaMetrics:
@@ -77,6 +107,10 @@ class MediaMetrics:
         self.stored = Counter("msgmem_media_stored", "Media objects stored", ["reused"], registry=registry)
         self.failed = Counter("msgmem_media_failed", "Media that could not be stored", ["reason"], registry=registry)
         self.bytes = Counter("msgmem_media_downloaded_bytes", "Bytes downloaded from providers", registry=registry)
+        self.skipped = Counter(
+            "msgmem_media_skipped", "Media not requested: the provider lacks a setting", ["provider"], registry=registry
+        )
+        self.inline_bytes = Counter("msgmem_media_inline_bytes", "Bytes decoded from inline media", registry=registry)
 
 
 @dataclass
@@ -86,6 +120,7 @@ class MediaHandler:
     fetcher: Fetcher
     metrics: MediaMetrics
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    raw: RawRecords | None = None  # where inline media are read; None: never from wa.raw
 
     def __post_init__(self) -> None:
         self._access = provider_access(self.settings)
@@ -94,11 +129,16 @@ class MediaHandler:
         job = self._job(record)
         if job is None:
             return []
+        provider = job.event.provider
         try:
             event: media.MediaEvent = await self._store(job)
+        except NotConfigured as missing:
+            self.metrics.skipped.labels(provider).inc()
+            log.info("media %s (%s) skipped: %s", job.media_id, provider, missing)
+            event = skipped(job, str(missing), now=self.now())
         except Refused as refusal:
             self.metrics.failed.labels(refusal.reason).inc()
-            log.info("media %s of %s not stored: %s", job.media_id, job.event.chat_key, refusal)
+            log.info("media %s (%s) not stored: %s: %s", job.media_id, provider, refusal.reason, refusal)
             event = failed(job, refusal.reason, str(refusal), attempts=1, now=self.now())
         return [_output(event)]
 
@@ -124,8 +164,7 @@ class MediaHandler:
     async def _store(self, job: MediaJob) -> media.MediaStored:
         ref = job.ref
         check_declared_size(ref, self.settings.media_max_bytes)
-        plan = plan_fetch(job, self._access, self.settings.meta_graph_version)
-        got = await self.fetcher.fetch(plan, self.store.staging_dir)
+        got = await self._obtain(job)
         try:
             check_sha256(ref.sha256, got.sha256)
             mime = ref.mime_type or base_mime(got.content_type) or FALLBACK_MIME
@@ -133,9 +172,38 @@ class MediaHandler:
             created = await self._guard(self.store.put(path, got.path, mime))
         finally:
             got.path.unlink(missing_ok=True)
-        self.metrics.bytes.inc(got.size)
         self.metrics.stored.labels(str(not created).lower()).inc()
         return self._stored(job, path, got.sha256, got.size, mime, reused=not created)
+
+    async def _obtain(self, job: MediaJob) -> Downloaded:
+        """The job's bytes in a staging file: from the delivery when inline, else from the provider."""
+        ref = job.ref
+        if ref.inline_base64 and ref.inline_record is not None:
+            got = await self._inline(job, ref.inline_record)
+            if got is not None:
+                self.metrics.inline_bytes.inc(got.size)
+                return got
+        try:
+            plan = plan_fetch(job, self._access, self.settings.meta_graph_version)
+        except NotConfigured as missing:
+            if ref.inline_base64:
+                raise NotConfigured(f"{missing}, and the inline copy was not found in {RAW_TOPIC}") from None
+            raise
+        got = await self.fetcher.fetch(plan, self.store.staging_dir)
+        self.metrics.bytes.inc(got.size)
+        return got
+
+    async def _inline(self, job: MediaJob, where: RecordRef) -> Downloaded | None:
+        """Decode the base64 the delivery at ``where`` holds for this message; None when that
+        record is not in the log. Raises ``Refused`` on malformed or too large media."""
+        if self.raw is None or where.topic != RAW_TOPIC:
+            return None
+        body = await self.raw.read(where)
+        if body is None:
+            return None
+        limit = self.settings.media_max_bytes
+        data = await asyncio.to_thread(_decode_inline, body, job.event.provider_message_id, limit)
+        return await spool_bytes(data, self.store.staging_dir, job.ref.mime_type, limit)
 
     def _stored(self, job: MediaJob, path: str, sha: str, size: int, mime: str, *, reused: bool) -> media.MediaStored:
         where = Placement(self.store.backend, self.store.bucket, path)
@@ -155,6 +223,10 @@ class MediaHandler:
             if type(exc).__module__.startswith(("httpx", "httpcore")):
                 raise TransientError(f"storage: {type(exc).__name__}: {exc}") from exc
             raise
+
+
+def _decode_inline(body: bytes, provider_message_id: str, max_bytes: int) -> bytes:
+    return decode_inline(inline_base64(body, provider_message_id), max_bytes)
 
 
 def _output(event: media.MediaEvent) -> Output:

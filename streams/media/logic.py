@@ -6,14 +6,19 @@ Nothing here does I/O, so every rule (the allow-list above all) is unit-tested d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 from urllib.parse import quote, urlsplit
 
+import orjson
+
 from contracts import media
 from contracts.ids import event_id
-from contracts.media import FailureReason, MediaFailed, MediaKind, MediaStored
+from contracts.media import FailureReason, MediaFailed, MediaKind, MediaSkipped, MediaStored
 from contracts.messages import MEDIA_TYPES, MediaRef, MessageReceived, MessageSent
 
 # The content type a file is stored with, when neither the event nor the provider says.
@@ -34,6 +39,11 @@ class Refused(Exception):
     def __init__(self, reason: FailureReason, message: str) -> None:
         super().__init__(message)
         self.reason: FailureReason = reason
+
+
+class NotConfigured(Exception):
+    """The provider lacks a setting this media needs: recorded as MediaSkipped, never requested.
+    The message names the setting ("META_ACCESS_TOKEN is not set")."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +87,20 @@ class ProviderAccess:
     A URL is allowed when it has the API's own origin (scheme, host, port) or is https on one of
     ``media_hosts`` (``.example.com`` also admits its subdomains). The credential is sent to
     allowed URLs only, so a crafted payload can neither redirect the worker nor leak the token.
+
+    ``unset`` says why the provider's API cannot be used ("META_ACCESS_TOKEN is not set"); its
+    media is then skipped unless a URL on ``media_hosts`` (which the operator listed) serves it.
     """
 
     base_url: str | None
     headers: dict[str, str] = field(default_factory=dict)
     media_hosts: tuple[str, ...] = ()
+    unset: str | None = None
+
+    @property
+    def hosts_only(self) -> ProviderAccess:
+        """This access without the API's origin: what is left while the API is not configured."""
+        return replace(self, base_url=None)
 
     def allows(self, url: str) -> bool:
         try:
@@ -124,25 +143,97 @@ class FetchPlan:
 
 
 def plan_fetch(job: MediaJob, providers: dict[str, ProviderAccess], meta_version: str) -> FetchPlan:
-    """How to get this job's bytes; raises ``Refused`` when no allowed way exists."""
+    """How to get this job's bytes (never from its inline copy: see ``inline_base64``).
+
+    Raises ``NotConfigured`` when only an unset setting stands in the way, ``Refused`` when
+    no allowed way exists. An Evolution URL that is WhatsApp's encrypted blob is ignored.
+    """
     provider, ref = job.event.provider, job.ref
     access = providers.get(provider)
-    if access is None or not access.base_url and not access.media_hosts:
-        raise Refused("no_source", f"provider {provider!r} is not configured for media downloads")
-    base = (access.base_url or "").rstrip("/")
-    if provider == "whapi" and ref.provider_media_id and base:
-        return FetchPlan("download", "GET", f"{base}/media/{quote(ref.provider_media_id, safe='')}", access)
-    if provider == "meta" and ref.provider_media_id and base:
-        return FetchPlan("meta_lookup", "GET", f"{base}/{meta_version}/{quote(ref.provider_media_id, safe='')}", access)
-    if ref.url and access.allows(ref.url):
-        return FetchPlan("download", "GET", ref.url, access)
-    if provider == "evolution" and base:
+    if access is None:
+        raise Refused("no_source", f"provider {provider!r} has no media downloads")
+    api = (access.base_url or "").rstrip("/") if access.unset is None else ""
+    reachable = access if access.unset is None else access.hosts_only
+    url = None if ref.url and provider == "evolution" and whatsapp_encrypted(ref.url) else ref.url
+    if provider == "whapi" and ref.provider_media_id and api:
+        return FetchPlan("download", "GET", f"{api}/media/{quote(ref.provider_media_id, safe='')}", access)
+    if provider == "meta" and ref.provider_media_id and api:
+        return FetchPlan("meta_lookup", "GET", f"{api}/{meta_version}/{quote(ref.provider_media_id, safe='')}", access)
+    if url and reachable.allows(url):
+        return FetchPlan("download", "GET", url, reachable)
+    if provider == "evolution" and api:
         body = {"message": {"key": {"id": job.event.provider_message_id}}, "convertToMp4": False}
         instance = quote(job.event.channel_id, safe="")
-        return FetchPlan("evolution_base64", "POST", f"{base}/chat/getBase64FromMediaMessage/{instance}", access, body)
-    if ref.url:
-        raise Refused("host_not_allowed", f"{_host(ref.url)} is not an allowed media host for {provider}")
-    raise Refused("no_source", f"{provider} media without an id or a URL")
+        return FetchPlan("evolution_base64", "POST", f"{api}/chat/getBase64FromMediaMessage/{instance}", access, body)
+    if access.unset is not None:
+        raise NotConfigured(access.unset)
+    if url:
+        raise Refused("host_not_allowed", f"{_host(url)} is not an allowed media host for {provider}")
+    raise Refused("no_source", f"{provider} media without an id or a usable URL")
+
+
+def whatsapp_encrypted(url: str) -> bool:
+    """A WhatsApp CDN URL (``mmg.whatsapp.net/...enc``): the sender's client set it in the
+    message and it serves the encrypted blob, never the file. Evolution passes it through."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return False
+    return parts.path.lower().endswith(".enc") or host == "whatsapp.net" or host.endswith(".whatsapp.net")
+
+
+# --- media inline in the delivery (Evolution's webhook_base64) ------------------------------------
+
+
+def inline_base64(body: bytes, provider_message_id: str) -> str:
+    """The base64 text an Evolution delivery carries for this message at ``data.message.base64``
+    (``data`` one item or a list of them, matched by ``key.id``). Raises ``Refused``."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Refused("malformed", f"the wa.raw record is not JSON: {type(exc).__name__}") from exc
+    data = parsed.get("data") if isinstance(parsed, dict) else None
+    items = [(f"data[{n}]", item) for n, item in enumerate(data)] if isinstance(data, list) else [("data", data)]
+    for path, item in items:
+        key = item.get("key") if isinstance(item, dict) else None
+        if not isinstance(key, dict) or key.get("id") != provider_message_id:
+            continue
+        message = item.get("message")
+        value = message.get("base64") if isinstance(message, dict) else None
+        if not isinstance(value, str):
+            raise Refused("malformed", f"{path}.message.base64: {type(value).__name__}, not base64 text")
+        return value
+    raise Refused("not_found", "the wa.raw record has no item with this message's key.id")
+
+
+_DATA_URI = re.compile(r"data:[^,]{0,200};base64,")
+_WHITESPACE = re.compile(rb"\s+")
+
+
+def decode_inline(text: str, max_bytes: int) -> bytes:
+    """Decode inline media under the size cap; raises ``Refused`` (``malformed``, ``too_large``).
+    Tolerates a data: URI prefix and line breaks (MIME-style base64); nothing else."""
+    if (prefix := _DATA_URI.match(text)) is not None:
+        text = text[prefix.end() :]
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise Refused("malformed", "inline base64: UnicodeEncodeError (not ASCII)") from exc
+    if any(c in raw for c in b" \t\r\n"):
+        raw = _WHITESPACE.sub(b"", raw)
+    if len(raw) // 4 * 3 - 2 > max_bytes:
+        raise Refused("too_large", f"inline media of about {len(raw) // 4 * 3} bytes exceeds {max_bytes} bytes")
+    if not raw:
+        raise Refused("malformed", "inline base64: empty")
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        kind = "binascii.Error" if isinstance(exc, binascii.Error) else type(exc).__name__
+        raise Refused("malformed", f"inline base64: {kind} ({exc})") from exc
+    if len(data) > max_bytes:
+        raise Refused("too_large", f"{len(data)} bytes exceeds {max_bytes}")
+    return data
 
 
 def _host(url: str) -> str:
@@ -200,7 +291,22 @@ def stored(
 def failed(
     job: MediaJob, reason: FailureReason, error: str, *, attempts: int, now: datetime, final: bool = True
 ) -> MediaFailed:
+    """``size_bytes`` and ``sha256`` as the webhook declared them (None when it did not)."""
     return MediaFailed(
         **_common(job, "media_failed"),  # type: ignore[arg-type]
         mime_type=job.ref.mime_type, reason=reason, error=error[:1000], attempts=attempts, final=final, failed_at=now,
+        size_bytes=job.ref.size_bytes, sha256=_declared_sha256(job.ref.sha256),
     )
+
+
+def skipped(job: MediaJob, detail: str, *, now: datetime) -> MediaSkipped:
+    """Not attempted: ``detail`` names the missing setting. Declared size and sha256 as in ``failed``."""
+    return MediaSkipped(
+        **_common(job, "media_skipped"),  # type: ignore[arg-type]
+        mime_type=job.ref.mime_type, reason="not_configured", detail=detail[:1000], skipped_at=now,
+        size_bytes=job.ref.size_bytes, sha256=_declared_sha256(job.ref.sha256),
+    )
+
+
+def _declared_sha256(value: str | None) -> str | None:
+    return value.lower() if value else None

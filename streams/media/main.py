@@ -1,8 +1,10 @@
 """Composition root of the media stage: ``python -m streams.media``.
 
 Consumer group ``msgmem-media`` reads wa.messages and writes wa.media: every message with
-media gets its file downloaded from its provider into the media store (a local folder, or
-a private Supabase Storage bucket) and a MediaStored or MediaFailed event. Downloads run
+media gets its file downloaded from its provider (or, inline in an Evolution delivery, read
+back from wa.raw) into the media store (a local folder, or a private Supabase Storage
+bucket) and a MediaStored or MediaFailed event; a MediaSkipped when the provider lacks the
+setting downloads need. Downloads run
 MEDIA_CONCURRENCY at a time with MEDIA_MAX_ATTEMPTS attempts (1 s to 8 s backoff) before
 wa.deadletter. Every MEDIA_SWEEP_INTERVAL_SECONDS the worker also runs the retention sweep
 (``msgmem.media_sweep``). Logs ``[^Worker]: Ready`` once consuming.
@@ -25,6 +27,7 @@ from streams.common.faust_app import attach_stage, make_app, run_worker
 from streams.common.runner import RetryPolicy, StageMetrics, StageParts
 from streams.media.agent import STAGE, MediaHandler, MediaMetrics
 from streams.media.providers import Fetcher
+from streams.media.raw_records import KafkaRawRecords
 from streams.media.storage import build_store
 
 log = logging.getLogger(__name__)
@@ -47,12 +50,16 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
 async def stage_parts(settings: Settings, metrics: MediaMetrics | None = None) -> AsyncIterator[StageParts]:
     """The handler with its store and HTTP client, open while in use (the worker, `msgmem dlq retry`)."""
     store = await build_store(settings)
+    raw_records = KafkaRawRecords(settings, timeout_seconds=settings.kafka_request_timeout_ms / 1000)
     try:
         async with http_client(settings) as client:
             fetcher = Fetcher(client, settings.media_max_bytes)
-            handler = MediaHandler(settings, store, fetcher, metrics or MediaMetrics(CollectorRegistry()))
+            handler = MediaHandler(
+                settings, store, fetcher, metrics or MediaMetrics(CollectorRegistry()), raw=raw_records
+            )
             yield StageParts(handler, handler.give_up)
     finally:
+        await raw_records.aclose()
         await store.aclose()
 
 

@@ -5,8 +5,11 @@
   which is downloaded with the same Bearer token.
 - Evolution: its plaintext copy (``mediaUrl``, when EVOLUTION_MEDIA_HOSTS allows the
   host), else ``POST /chat/getBase64FromMediaMessage/{instance}`` (apikey). That answer is
-  base64 inside JSON, so it is read whole (still capped); the bytes Evolution inlined in
-  the webhook are not re-read from wa.raw, which would need a lookup by delivery id.
+  base64 inside JSON, so it is read whole (still capped). Bytes Evolution inlined in the
+  webhook itself never come through here: the agent reads them from wa.raw (``raw_records``).
+
+Errors name the host and the HTTP status or the network error's type, never the URL (its
+path and query may hold signatures) nor a credential.
 
 Every URL, including each redirect and Meta's answer, is checked against the provider's
 allow-list before it is requested; redirects are followed by hand for that reason. The body
@@ -16,10 +19,9 @@ is never held in memory: chunks go to disk as they arrive, through a hash and a 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ import orjson
 
 from streams.common.http import retry_after
 from streams.common.runner import TransientError
-from streams.media.logic import FetchPlan, ProviderAccess, Refused
+from streams.media.logic import FetchPlan, ProviderAccess, Refused, decode_inline
 
 CHUNK = 64 * 1024
 MAX_REDIRECTS = 3
@@ -50,13 +52,28 @@ def _check_status(response: httpx.Response, what: str) -> None:
     status = response.status_code
     if status < 300:
         return
+    said = f"{what} from {response.url.host or 'an unknown host'}: HTTP {status}"
     if status in _RETRYABLE or status >= 500:
-        raise TransientError(f"{what}: HTTP {status}", retry_after=retry_after(response.headers))
+        raise TransientError(said, retry_after=retry_after(response.headers))
     if status in (401, 403):
-        raise Refused("unauthorized", f"{what}: HTTP {status}")
+        raise Refused("unauthorized", said)
     if status in (404, 410):
-        raise Refused("not_found", f"{what}: HTTP {status}")
-    raise Refused("rejected", f"{what}: HTTP {status}")
+        raise Refused("not_found", said)
+    raise Refused("rejected", said)
+
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S*")
+
+
+def network_error(exc: httpx.TransportError) -> str:
+    """``ConnectError reaching media.example: [Errno 111] Connection refused``: the host and the
+    error, with any URL in the error's text cut out."""
+    try:
+        host = exc.request.url.host or "an unknown host"
+    except RuntimeError:  # raised without a request
+        host = "an unknown host"
+    detail = _URL.sub("<url>", str(exc)).strip()
+    return f"{type(exc).__name__} reaching {host}" + (f": {detail[:200]}" if detail else "")
 
 
 class Fetcher:
@@ -75,7 +92,7 @@ class Fetcher:
                 return await self._evolution(plan, staging_dir)
             return await self._download(plan.method, plan.url, plan.access, staging_dir, json=plan.json)
         except httpx.TransportError as exc:  # timeouts, refused connections, truncated bodies
-            raise TransientError(f"{type(exc).__name__} fetching media: {exc}") from exc
+            raise TransientError(network_error(exc)) from exc
 
     @asynccontextmanager
     async def _open(
@@ -128,36 +145,47 @@ class Fetcher:
                     raise Refused("too_large", f"base64 answer exceeds {self._max} bytes of media")
         try:
             parsed = orjson.loads(body)
-            data = base64.b64decode(parsed["base64"], validate=False)
-        except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error) as exc:
-            raise Refused("rejected", f"Evolution answered no base64 media: {exc}") from exc
-        if len(data) > self._max:
-            raise Refused("too_large", f"{len(data)} bytes exceeds {self._max}")
+            text = parsed["base64"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise Refused("rejected", f"Evolution answered no base64 media: {type(exc).__name__}") from exc
+        if not isinstance(text, str):
+            raise Refused("rejected", f"Evolution answered base64: {type(text).__name__}, not text")
+        data = await asyncio.to_thread(decode_inline, text, self._max)
         mime = parsed.get("mimetype") if isinstance(parsed.get("mimetype"), str) else None
-
-        async def chunks() -> AsyncIterator[bytes]:
-            for start in range(0, len(data), CHUNK):
-                yield data[start : start + CHUNK]
-
-        return await self._spool(chunks(), staging_dir, mime)
+        return await spool_bytes(data, staging_dir, mime, self._max)
 
     async def _spool(self, chunks: AsyncIterator[bytes], staging_dir: Path, content_type: str | None) -> Downloaded:
-        """Write chunks to a new staging file while hashing and counting; delete it on any failure."""
-        fd, name = await asyncio.to_thread(_mkstemp, staging_dir)
-        path = Path(name)
-        digest, size = hashlib.sha256(), 0
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > self._max:
-                        raise Refused("too_large", f"more than {self._max} bytes")
-                    digest.update(chunk)
-                    await asyncio.to_thread(_write, fh, chunk)
-            return Downloaded(path, size, digest.hexdigest(), content_type)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+        return await spool(chunks, staging_dir, content_type, self._max)
+
+
+async def spool(chunks: AsyncIterator[bytes], staging_dir: Path, content_type: str | None, max_bytes: int) -> Downloaded:
+    """Write chunks to a new staging file while hashing and counting; delete it on any failure."""
+    fd, name = await asyncio.to_thread(_mkstemp, staging_dir)
+    path = Path(name)
+    digest, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise Refused("too_large", f"more than {max_bytes} bytes")
+                digest.update(chunk)
+                await asyncio.to_thread(_write, fh, chunk)
+        return Downloaded(path, size, digest.hexdigest(), content_type)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+async def spool_bytes(data: bytes, staging_dir: Path, content_type: str | None, max_bytes: int) -> Downloaded:
+    """``spool`` for bytes already in memory (base64 media, decoded)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        view = memoryview(data)
+        for start in range(0, len(data), CHUNK):
+            yield bytes(view[start : start + CHUNK])
+
+    return await spool(chunks(), staging_dir, content_type, max_bytes)
 
 
 def _mkstemp(directory: Path) -> tuple[int, str]:

@@ -16,13 +16,14 @@ import orjson
 
 from contracts import deadletter, messages
 from contracts.deadletter import DeadLettered
+from contracts.messages import RecordRef
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from contracts.topics import limit_of, record_size
 from streams.common.records import InputRecord, Output
 from streams.common.runner import Handler
 from streams.normalize.errors import MalformedItem
-from streams.normalize.logic import ItemFailure, NormaliseConfig, normalise_parts
+from streams.normalize.logic import ItemFailure, NormaliseConfig, normalise_parts, with_inline_record
 
 STAGE = "normalize"
 
@@ -39,15 +40,19 @@ def outputs_for(record: InputRecord, config: NormaliseConfig, max_event_bytes: i
     """One wa.raw record to its events, keyed by chat, then one dead letter per failed item.
     No I/O. Raises ``UnparseableDelivery`` on a delivery whose envelope cannot be read.
 
+    A message whose media bytes are inline in the delivery points at this record
+    (``media.inline_record``): the media stage reads them there, not from the event.
+
     An event over ``max_event_bytes`` (wa.messages' record limit) is stored with its provider
     ``raw`` part trimmed and flagged (``raw == {"msgmem_trimmed": True, "raw_bytes": N}``);
     one still too large becomes a failed item of its own, so its neighbours flow."""
     delivery = RawDelivery.from_kafka(record.value, list(record.headers))
     found = normalise_parts(delivery, config)
+    source = RecordRef(topic=record.topic, partition=record.partition, offset=record.offset)
     outputs: list[Output] = []
     failures = list(found.failures)
     for event in found.events:
-        output = event_output(event, max_event_bytes)
+        output = event_output(with_inline_record(event, source), max_event_bytes)
         if output is None:
             failures.append(ItemFailure(f"event {event.event_id}", f"{event.type}: over {max_event_bytes:,} bytes"))
         else:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from contracts.ids import event_id
-from contracts.messages import ConsentChanged, MessageEvent, MessageReceived
+from contracts.messages import ConsentChanged, MessageEvent, MessageReceived, MessageSent, RecordRef
 from contracts.raw import RawDelivery
 from streams.normalize.consent import DEFAULT_OPT_IN_KEYWORDS, DEFAULT_OPT_OUT_KEYWORDS, detect
 from streams.normalize.errors import NormaliseError, UnparseableDelivery
@@ -21,7 +21,7 @@ from streams.normalize.providers import ItemFailure, Normalised, normalise_deliv
 
 __all__ = [
     "ItemFailure", "NormaliseConfig", "NormaliseError", "Normalised", "UnparseableDelivery", "consent_event",
-    "normalise", "normalise_parts",
+    "normalise", "normalise_parts", "with_inline_record",
 ]  # fmt: skip
 
 _CHAT_FIELDS = ("chat_key", "occurred_at", "received_at", "provider", "channel_id", "delivery_id", "chat_id",
@@ -69,6 +69,19 @@ def normalise(delivery: RawDelivery, config: NormaliseConfig | None = None) -> l
     if found.failures:
         raise UnparseableDelivery(f"{len(found.failures)} item(s) failed; first {found.failures[0].error}")
     return found.events
+
+
+def with_inline_record(event: MessageEvent, source: RecordRef) -> MessageEvent:
+    """``event`` with ``media.inline_record`` = ``source`` when its media bytes are inline in
+    that wa.raw record (Evolution's webhook_base64), so the media stage can read them there.
+    The providers' normalisers cannot know the record's place; only this sets it (one a
+    sender put in an outbound event's media is dropped). Any other event is unchanged."""
+    if not isinstance(event, MessageReceived | MessageSent) or event.media is None:
+        return event
+    where = source if event.media.inline_base64 else None
+    if event.media.inline_record == where:
+        return event
+    return event.model_copy(update={"media": event.media.model_copy(update={"inline_record": where})})
 
 
 def consent_event(event: MessageEvent, config: NormaliseConfig) -> ConsentChanged | None:

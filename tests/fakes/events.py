@@ -1,12 +1,16 @@
 """Inputs for media and enrichment tests: wa.messages events normalised from the webhook
-fixtures, MediaStored events for the media fixtures, and both as consumed records."""
+fixtures, MediaStored events for the media fixtures, and both as consumed records; Evolution
+deliveries with their media inline (webhook_base64) as wa.raw records."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import orjson
 
 from contracts import media, messages
 from contracts.media import MediaStored
@@ -14,7 +18,8 @@ from contracts.raw import RawDelivery
 from streams.common.records import InputRecord
 from streams.media.logic import content_path
 from streams.media.storage import MediaStore
-from streams.normalize.logic import normalise
+from streams.normalize.agent import outputs_for
+from streams.normalize.logic import NormaliseConfig, normalise
 from tests.fakes.provider_media import FIXTURES, MEDIA, MIME
 
 WEBHOOK_DIRS = {"whapi": "whapi", "meta": "meta_cloud", "evolution": "evolution"}
@@ -90,3 +95,42 @@ def media_record(event: media.MediaEvent, offset: int = 0) -> InputRecord:
 
 def fixture_path(name: str) -> Path:
     return MEDIA / name
+
+
+def inline_raw(
+    case: str, file: str | None, *, base64_text: str | None = None, provider_message_id: str | None = None,
+    channel: str | None = None, **part: object,
+) -> RawDelivery:  # fmt: skip
+    """An Evolution fixture delivery with ``file`` inline (``data.message.base64``; ``base64_text``
+    to put anything else there). ``part`` replaces fields of the message's media part."""
+    body = orjson.loads((FIXTURES / "webhooks" / "evolution" / f"{case}.json").read_bytes())
+    message = body["data"]["message"]
+    if provider_message_id is not None:
+        body["data"]["key"]["id"] = provider_message_id
+    if channel is not None:
+        body["instance"] = channel
+    for value in message.values():
+        if isinstance(value, dict):
+            value.update(part)
+    inline = base64_text if base64_text is not None else base64.b64encode((MEDIA / (file or "")).read_bytes()).decode()
+    message["base64"] = inline
+    return RawDelivery(
+        delivery_id=str(uuid.uuid4()), provider="evolution", channel=body["instance"], received_at=AT,
+        body=orjson.dumps(body), headers={"content-type": "application/json"},
+    )
+
+
+def normalised_media(record: InputRecord) -> messages.MessageReceived | messages.MessageSent:
+    """The media event normalize makes of a wa.raw ``record`` (so it points at that record)."""
+    [event] = [messages.decode_event(o.value) for o in outputs_for(record, NormaliseConfig()) if o.topic == messages.TOPIC]
+    assert isinstance(event, messages.MessageReceived | messages.MessageSent) and event.media is not None
+    return event
+
+
+def inline_delivery(
+    case: str, file: str | None, *, partition: int = 3, offset: int = 41, **options: object
+) -> tuple[InputRecord, messages.MessageReceived | messages.MessageSent]:
+    """``inline_raw`` as the wa.raw record at (partition, offset), and the media event normalize makes of it."""
+    delivery = inline_raw(case, file, **options)  # type: ignore[arg-type]
+    record = InputRecord("wa.raw", partition, offset, delivery.key, delivery.body, tuple(delivery.kafka_headers()))
+    return record, normalised_media(record)

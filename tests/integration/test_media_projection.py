@@ -69,7 +69,7 @@ async def publish(settings: Settings, events: Iterable[MediaProjectionEvent | tu
             if isinstance(e, tuple):
                 topic, key, value = e
             else:
-                topic = media.TOPIC if isinstance(e, media.MediaStored | media.MediaFailed) else {
+                topic = media.TOPIC if isinstance(e, media.MediaStored | media.MediaFailed | media.MediaSkipped) else {
                     "transcribe": enrichment.TRANSCRIPTS_TOPIC, "caption": enrichment.CAPTIONS_TOPIC,
                     "extract": enrichment.DOCUMENTS_TOPIC}[e.stage]  # fmt: skip
                 key, value = e.chat_key.encode(), encode(e)
@@ -293,6 +293,30 @@ async def test_a_row_the_sweep_expired_is_not_stored_again_by_a_replay(
     assert (expired["status"], expired["stored_at"], expired["error"]) == ("expired", stored.stored_at, None)
     again = await media_row(db, voice)
     assert (again["status"], again["stored_at"]) == ("stored", voice.stored(40).stored_at)
+
+
+async def test_skips_and_failures_across_batches_keep_the_latest_and_what_was_declared(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    """The SQL merge's twin of the unit tests on MediaRow.absorb: one event per batch."""
+    await ready(db, settings)
+    voice = Media(Chat(channel=channel()), "v1")
+    declared = {"size_bytes": 23485, "sha256": voice.sha256}
+    seen = []
+    async with media_projection(settings):
+        for event in (voice.media_skipped(10, **declared), voice.failed(20, **declared),
+                      voice.media_skipped(15, "EVOLUTION_API_URL is not set"), voice.media_skipped(30),
+                      voice.stored(25, size_bytes=23000), voice.failed(40)):  # fmt: skip
+            await publish(settings, [event])
+            await media_caught_up(db, settings)
+            row = await media_row(db, voice)
+            seen.append((row["status"], row["error"], row["size_bytes"], row["sha256"]))
+    skipped = ("skipped", "not_configured: META_ACCESS_TOKEN is not set", 23485, voice.sha256)
+    assert seen == [
+        skipped, ("failed", "not_found: 404 from provider", 23485, voice.sha256),
+        ("failed", "not_found: 404 from provider", 23485, voice.sha256), skipped,
+        ("stored", None, 23000, voice.sha256), ("stored", None, 23000, voice.sha256),
+    ]  # fmt: skip
 
 
 async def test_a_redacted_deletion_is_not_filled_back_in(settings: Settings, db: asyncpg.Connection) -> None:

@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from contracts import media
+from contracts.settings import Settings
+from streams.media.agent import provider_access
 from streams.media.logic import (
+    NotConfigured,
     Placement,
     ProviderAccess,
     Refused,
     check_declared_size,
     check_sha256,
     content_path,
+    decode_inline,
     failed,
+    inline_base64,
     job_for,
     plan_fetch,
+    skipped,
     stored,
+    whatsapp_encrypted,
 )
-from tests.fakes.events import media_message, message_events, with_media
+from tests.fakes.events import inline_delivery, media_message, message_events, with_media
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 SHA = "464110b337c34eb4afa3b3399046138902422ee61ba4eacd5778fb47f96563de"
@@ -118,3 +127,120 @@ def test_events_carry_what_chat_media_needs() -> None:
     assert again.event_id == event.event_id and again.expires_at is None  # a replay is the same event
     failure = failed(job, "too_large", "x" * 5000, attempts=1, now=NOW)
     assert failure.event_id != event.event_id and len(failure.error) == 1000 and failure.final
+
+
+# --- providers without credentials ------------------------------------------------------------------
+
+
+def unconfigured(**values: object) -> dict[str, ProviderAccess]:
+    return provider_access(Settings(_env_file=None, **values))  # type: ignore[call-arg]
+
+
+def plan(event, providers: dict[str, ProviderAccess]):  # type: ignore[no-untyped-def]
+    return plan_fetch(job_for(event), providers, "v21.0")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("provider", "values", "missing"),
+    [
+        ("meta", {}, "META_ACCESS_TOKEN is not set"),
+        ("meta", {"meta_access_token": ""}, "META_ACCESS_TOKEN is not set"),  # an empty line in .env
+        ("meta", {"meta_access_token": "t", "meta_graph_url": ""}, "META_GRAPH_URL is not set"),
+        ("whapi", {}, "WHAPI_API_TOKEN (or WHAPI_TOKEN) is not set"),
+        ("whapi", {"whapi_token": "t", "whapi_api_url": ""}, "WHAPI_API_URL is not set"),
+        ("evolution", {}, "EVOLUTION_API_URL is not set"),
+        ("evolution", {"evolution_api_url": "http://evo:8080"}, "EVOLUTION_API_KEY is not set"),
+    ],
+)
+def test_a_provider_without_its_settings_is_not_configured(provider: str, values: dict, missing: str) -> None:
+    access = unconfigured(**values)[provider]
+    assert access.unset == missing
+    with pytest.raises(NotConfigured) as caught:
+        plan(media_message(provider, "voice"), unconfigured(**values))
+    assert str(caught.value) == missing
+
+
+def test_whapi_media_fall_back_to_the_webhook_token_and_credentials_are_configured() -> None:
+    providers = unconfigured(whapi_token="webhook-token", meta_access_token="m",
+                             evolution_api_url="http://evo:8080", evolution_api_key="e")  # fmt: skip
+    assert all(access.unset is None for access in providers.values())
+    assert providers["whapi"].headers == {"authorization": "Bearer webhook-token"}
+    assert plan(media_message("whapi", "voice"), providers).step == "download"
+
+
+def test_a_listed_media_host_still_serves_while_the_api_is_not_configured() -> None:
+    providers = unconfigured(whapi_media_hosts="media.whapi.test")
+    event = with_media(media_message("whapi", "voice"), url="https://media.whapi.test/f.oga")
+    got = plan(event, providers)
+    assert (got.step, got.url, got.access.base_url, got.access.headers) == ("download", "https://media.whapi.test/f.oga",
+                                                                            None, {})  # fmt: skip
+    api_origin = with_media(event, provider_media_id=None, url="https://gate.whapi.cloud/media/x")
+    with pytest.raises(NotConfigured):  # the API's own origin needs the token
+        plan(api_origin, providers)
+
+
+def test_whatsapp_encrypted_urls_are_never_planned() -> None:
+    event = media_message("evolution", "image_with_caption")
+    assert event.media is not None and whatsapp_encrypted(event.media.url or "")
+    assert whatsapp_encrypted("https://mmg.whatsapp.net/v/t62/abc?ccb=1") and whatsapp_encrypted("https://x.test/a.enc")
+    assert not whatsapp_encrypted("https://s3.example.test/evolution/abc.jpeg")
+    listed = unconfigured(evolution_media_hosts="mmg.whatsapp.test")  # even when an operator lists its host
+    with pytest.raises(NotConfigured, match="EVOLUTION_API_URL"):
+        plan(event, listed)
+    configured = unconfigured(evolution_api_url="http://evo:8080", evolution_api_key="e",
+                              evolution_media_hosts="mmg.whatsapp.test")  # fmt: skip
+    assert plan(event, configured).step == "evolution_base64"
+    plaintext = with_media(event, url="https://mmg.whatsapp.test/minio/receipt.jpeg")
+    assert plan(plaintext, listed).url == "https://mmg.whatsapp.test/minio/receipt.jpeg"
+
+
+# --- inline media ---------------------------------------------------------------------------------
+
+
+def test_inline_base64_is_found_by_the_message_key() -> None:
+    record, event = inline_delivery("voice", "voice_note.ogg")
+    text = inline_base64(record.value, event.provider_message_id)
+    assert base64.b64decode(text) == decode_inline(text, 10**6)
+    body = orjson.loads(record.value)
+    body["data"] = [{"key": {"id": "other"}, "message": {"base64": "AAAA"}}, body["data"]]
+    assert inline_base64(orjson.dumps(body), event.provider_message_id) == text
+    with pytest.raises(Refused) as caught:
+        inline_base64(orjson.dumps(body), "not-there")
+    assert caught.value.reason == "not_found"
+    body["data"][1]["message"]["base64"] = 42
+    with pytest.raises(Refused) as caught:
+        inline_base64(orjson.dumps(body), event.provider_message_id)
+    assert (caught.value.reason, str(caught.value)) == ("malformed", "data[1].message.base64: int, not base64 text")
+
+
+def test_inline_base64_variants_decode_and_malformed_ones_are_refused_without_their_text() -> None:
+    data = bytes(range(256)) * 10
+    text = base64.b64encode(data).decode()
+    assert decode_inline(text, len(data)) == data
+    assert decode_inline("data:audio/ogg;base64," + text, len(data)) == data
+    assert decode_inline("\r\n".join(text[i : i + 76] for i in range(0, len(text), 76)), len(data)) == data
+    for bad in ("SECRET-not*base64!", text[:-1], "", "ünïcode", "QUJD" + "#" * 4):
+        with pytest.raises(Refused) as caught:
+            decode_inline(bad, len(data))
+        assert caught.value.reason == "malformed" and (not bad or bad not in str(caught.value))
+        assert "SECRET" not in str(caught.value)
+    for limit in (len(data) - 1, 100):
+        with pytest.raises(Refused) as caught:
+            decode_inline(text, limit)
+        assert caught.value.reason == "too_large"
+
+
+def test_failures_and_skips_keep_what_the_webhook_declared() -> None:
+    job = job_for(media_message("whapi", "voice"))
+    assert job is not None
+    failure = failed(job, "not_found", "gone", attempts=1, now=NOW)
+    skip = skipped(job, "META_ACCESS_TOKEN is not set", now=NOW)
+    for event in (failure, skip):
+        assert (event.size_bytes, event.sha256) == (23485, SHA)
+        assert media.decode_event(media.encode_event(event)) == event
+    assert (skip.type, skip.reason, skip.detail, skip.skipped_at) == ("media_skipped", "not_configured",
+                                                                      "META_ACCESS_TOKEN is not set", NOW)  # fmt: skip
+    assert skip.event_id not in (failure.event_id, stored(job, Placement("local", "b", "p"), sha256=SHA, size=1,
+                                 mime=None, now=NOW, retention_days=0, reused=False).event_id)  # fmt: skip
+    bare = job_for(with_media(media_message("whapi", "voice"), size_bytes=None, sha256=None))
+    assert (skipped(bare, "x", now=NOW).size_bytes, failed(bare, "rejected", "x", attempts=1, now=NOW).sha256) == (None, None)  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 """The media handler against the fake provider media server on a real socket and a local store:
 Whapi, Meta (two steps) and Evolution downloads, hash checks, the size cap, the allow-list
-(redirects included), reuse of stored objects, and transient versus final failures."""
+(redirects included), reuse of stored objects, and transient versus final failures; media
+inline in Evolution deliveries, read from a fake wa.raw; providers without credentials."""
 
 from __future__ import annotations
 
@@ -19,8 +20,18 @@ from streams.common.runner import TransientError
 from streams.media.agent import MediaHandler, MediaMetrics
 from streams.media.providers import Fetcher
 from streams.media.storage import LocalMediaStore
-from tests.fakes.events import media_message, message_events, message_record, sha256_file, with_media
-from tests.fakes.provider_media import FakeProviderMedia
+from tests.fakes.events import (
+    WEBHOOK_DIRS,
+    fixture_path,
+    inline_delivery,
+    media_message,
+    message_events,
+    message_record,
+    sha256_file,
+    with_media,
+)
+from tests.fakes.provider_media import FIXTURES, FakeProviderMedia
+from tests.fakes.raw_records import FakeRawRecords
 
 
 @pytest.fixture
@@ -163,3 +174,123 @@ async def test_messages_without_media_produce_nothing(handler: MediaHandler) -> 
     for event in message_events("meta", "batch") + message_events("whapi", "status_update"):
         if getattr(event, "media", None) is None:
             assert await handler(message_record(event)) == []
+
+
+# --- inline media (Evolution webhook_base64) --------------------------------------------------------
+
+
+def inline_handler(tmp_path: Path, client: httpx.AsyncClient, raw: FakeRawRecords, **extra: object) -> MediaHandler:
+    """No provider is configured: inline media need none."""
+    values: dict[str, object] = {"media_local_dir": tmp_path / "media", "media_max_bytes": 1024 * 1024} | extra
+    settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    store = LocalMediaStore(settings.media_dir, settings.media_bucket)
+    return MediaHandler(settings, store, Fetcher(client, settings.media_max_bytes), MediaMetrics(CollectorRegistry()),
+                        raw=raw)  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "file"), [("voice", "voice_note.ogg"), ("image_with_caption", "receipt_photo.jpg"),
+                                            ("document_pdf", "invoice_text.pdf")])  # fmt: skip
+async def test_inline_media_are_decoded_from_wa_raw_with_no_request(tmp_path: Path, case: str, file: str) -> None:
+    record, event = inline_delivery(case, file)
+    raw = FakeRawRecords(record)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse_requests)) as client:
+        stored = await run(inline_handler(tmp_path, client, raw), event)
+    assert isinstance(stored, media.MediaStored), stored
+    assert stored.sha256 == sha256_file(file) and stored.size_bytes == fixture_path(file).stat().st_size
+    assert (tmp_path / "media" / stored.path).read_bytes() == fixture_path(file).read_bytes()
+    assert [(r.topic, r.partition, r.offset) for r in raw.reads] == [("wa.raw", 3, 41)]
+
+
+def refuse_requests(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"no request expected, got one to {request.url.host}")
+
+
+async def test_inline_media_obey_the_size_cap_and_the_declared_sha256(tmp_path: Path) -> None:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse_requests)) as client:
+        record, event = inline_delivery("voice", "voice_note.ogg")
+        handler = inline_handler(tmp_path, client, FakeRawRecords(record), media_max_bytes=20 * 1024)
+        too_large = await run(handler, with_media(event, size_bytes=None))
+        assert isinstance(too_large, media.MediaFailed) and too_large.reason == "too_large"
+        record, event = inline_delivery("voice", "audio_clip.mp3")  # other bytes than the message declares
+        wrong = await run(inline_handler(tmp_path, client, FakeRawRecords(record)), event)
+        assert isinstance(wrong, media.MediaFailed) and wrong.reason == "sha256_mismatch"
+        assert (wrong.sha256, wrong.size_bytes) == (sha256_file("voice_note.ogg"), 23485)  # as declared
+    assert not any(p.is_file() for p in (tmp_path / "media").rglob("*"))
+
+
+async def test_malformed_inline_base64_is_a_failure_not_a_crash(tmp_path: Path) -> None:
+    record, event = inline_delivery("voice", None, base64_text="SECRET%%not base64")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse_requests)) as client:
+        failed = await run(inline_handler(tmp_path, client, FakeRawRecords(record)), event)
+    assert isinstance(failed, media.MediaFailed) and failed.reason == "malformed" and failed.final
+    assert "SECRET" not in failed.error and failed.error.startswith("inline base64: ")
+
+
+async def test_inline_media_gone_from_wa_raw_fall_back_to_the_api(provider: tuple[FakeProviderMedia, str],
+                                                                  tmp_path: Path) -> None:  # fmt: skip
+    _fake, url = provider
+    _record, event = inline_delivery("voice", "voice_note.ogg")
+    async with httpx.AsyncClient(timeout=5) as client:
+        skipped = await run(inline_handler(tmp_path, client, FakeRawRecords()), event)
+        assert isinstance(skipped, media.MediaSkipped)
+        assert skipped.detail == "EVOLUTION_API_URL is not set, and the inline copy was not found in wa.raw"
+        api = inline_handler(tmp_path, client, FakeRawRecords(), evolution_api_url=url,
+                             evolution_api_key="test-evolution-apikey")  # fmt: skip
+        assert isinstance(await run(api, event), media.MediaStored)
+
+
+# --- providers without credentials, and what errors say ----------------------------------------------
+
+
+@pytest.mark.parametrize("provider_name", ["whapi", "meta", "evolution"])
+async def test_every_fixture_of_an_unconfigured_provider_is_skipped_unrequested(
+    provider_name: str, tmp_path: Path
+) -> None:
+    settings = Settings(_env_file=None, media_local_dir=tmp_path / "media")  # type: ignore[call-arg]
+    store = LocalMediaStore(settings.media_dir, settings.media_bucket)
+    missing = {"whapi": "WHAPI_API_TOKEN (or WHAPI_TOKEN) is not set", "meta": "META_ACCESS_TOKEN is not set",
+               "evolution": "EVOLUTION_API_URL is not set"}[provider_name]  # fmt: skip
+    seen = 0
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse_requests)) as client:
+        handler = MediaHandler(settings, store, Fetcher(client, settings.media_max_bytes), MediaMetrics(CollectorRegistry()))
+        for path in sorted((FIXTURES / "webhooks" / WEBHOOK_DIRS[provider_name]).glob("*.json")):
+            for event in message_events(provider_name, path.stem):
+                outputs = await handler(message_record(event))
+                if getattr(event, "media", None) is None:
+                    assert outputs == []
+                    continue
+                [out] = outputs
+                skipped = media.decode_event(out.value)
+                assert isinstance(skipped, media.MediaSkipped), (path.stem, skipped)
+                assert (skipped.reason, skipped.detail) == ("not_configured", missing)
+                assert dict(out.headers)["mm-type"] == b"media_skipped"
+                assert skipped.size_bytes == event.media.size_bytes and skipped.sha256 == event.media.sha256
+                seen += 1
+    assert seen >= 6
+
+
+async def test_download_errors_name_the_host_and_status_never_the_url(
+    provider: tuple[FakeProviderMedia, str], handler: MediaHandler
+) -> None:
+    fake, url = provider
+    host = httpx.URL(url).host
+    fake.fail(status=403, times=1, key="oga-7f3c1a2b9d4e5f60718293a4")
+    failed = await run(handler, media_message("whapi", "voice"))
+    assert isinstance(failed, media.MediaFailed) and failed.reason == "unauthorized"
+    assert failed.error == f"media download from {host}: HTTP 403"
+    fake.fail(status=502, times=1, path="/cdn/")
+    with pytest.raises(TransientError) as caught:
+        await handler(message_record(media_message("meta", "voice")))
+    assert str(caught.value) == f"media download from {host}: HTTP 502"  # not the CDN URL with its signed query
+    assert "test-access-token" not in str(caught.value)
+
+
+async def test_network_errors_name_the_host_and_the_error(tmp_path: Path) -> None:
+    settings = settings_for("http://127.0.0.1:9", tmp_path, whapi_api_token="SECRET-TOKEN")  # discard: refused
+    store = LocalMediaStore(settings.media_dir, settings.media_bucket)
+    async with httpx.AsyncClient(timeout=5) as client:
+        h = MediaHandler(settings, store, Fetcher(client, settings.media_max_bytes), MediaMetrics(CollectorRegistry()))
+        with pytest.raises(TransientError) as caught:
+            await h(message_record(media_message("whapi", "voice")))
+    text = str(caught.value)
+    assert text.startswith("ConnectError reaching 127.0.0.1") and "/media/" not in text and "SECRET" not in text

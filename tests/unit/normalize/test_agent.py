@@ -8,12 +8,15 @@ import pytest
 
 from contracts import deadletter, messages
 from contracts.deadletter import DeadLettered
+from contracts.messages import RecordRef
 from contracts.settings import Settings
 from streams.common.records import InputRecord
 from streams.normalize.agent import STAGE, make_handler, outputs_for
 from streams.normalize.errors import UnparseableDelivery
 from streams.normalize.logic import NormaliseConfig
+from tests.fakes.events import inline_delivery
 from tests.unit.normalize.test_isolation import SECRETS, SECRET_PHONE, SECRET_TEXT, whapi_messages
+from tests.unit.normalize.test_outbound import META_SEND
 from tests.unit.normalize.webhooks import delivery
 
 
@@ -86,3 +89,27 @@ def test_an_event_too_large_even_trimmed_is_one_failed_item_and_its_neighbours_f
     [letter] = [DeadLettered.decode(o.value) for o in outputs if o.topic == deadletter.TOPIC]
     assert letter.part is not None and letter.part.startswith("event ") and "60,000 bytes" in letter.error
     assert "xxxx" not in letter.error
+
+
+def test_inline_media_point_at_their_wa_raw_record_and_never_carry_the_bytes() -> None:
+    record, event = inline_delivery("voice", "voice_note.ogg", partition=4, offset=1234)
+    assert event.media is not None and event.media.inline_base64
+    assert event.media.inline_record == RecordRef(topic="wa.raw", partition=4, offset=1234)
+    [output] = [o for o in outputs_for(record, NormaliseConfig()) if o.topic == messages.TOPIC]
+    assert len(output.value) < 4096 < 23485 < len(record.value)  # the voice note stayed in wa.raw
+
+    d = delivery("evolution", "voice")
+    plain = InputRecord("wa.raw", 4, 1235, d.key, d.body, tuple(d.kafka_headers()))
+    [output] = outputs_for(plain, NormaliseConfig())
+    assert messages.decode_event(output.value).media.inline_record is None  # type: ignore[union-attr]
+
+
+def test_an_inline_record_a_sender_put_in_an_outbound_event_is_dropped() -> None:
+    elsewhere = {"topic": "wa.raw", "partition": 0, "offset": 7}
+    for inline in (False, True):
+        send = {**META_SEND, "type": "image", "text": None,
+                "media": {"provider_media_id": "1276732204818338", "inline_base64": inline, "inline_record": elsewhere}}  # fmt: skip
+        d = delivery("outbound", body=orjson.dumps(send))
+        [output] = outputs_for(InputRecord("wa.raw", 1, 99, d.key, d.body, tuple(d.kafka_headers())), NormaliseConfig())
+        got = messages.decode_event(output.value).media.inline_record  # type: ignore[union-attr]
+        assert got == (RecordRef(topic="wa.raw", partition=1, offset=99) if inline else None)

@@ -19,7 +19,7 @@ from contracts.enrichment import (
 )  # fmt: skip
 from contracts.envelope import EventDecodeError
 from contracts.ids import event_id
-from contracts.media import MediaFailed, MediaStored
+from contracts.media import MediaFailed, MediaSkipped, MediaStored
 from projections.items import Item
 from projections.media import handoff
 from projections.media.logic import MediaProjectionEvent, decode_event, fold
@@ -66,9 +66,13 @@ class Media:
                   "filename": None, "duration_seconds": 12.0, "provider_media_id": f"pm-{self.pmid}"} | kw  # fmt: skip
         return MediaStored(**self._envelope("media_stored", str(t)), **fields)
 
-    def failed(self, t: float, reason: str = "not_found", error: str = "404 from provider") -> MediaFailed:
+    def failed(self, t: float, reason: str = "not_found", error: str = "404 from provider", **kw: Any) -> MediaFailed:
         return MediaFailed(**self._envelope("media_failed", str(t)), direction="inbound", reason=reason, error=error,
-                           attempts=1, failed_at=at(t), provider_media_id=f"pm-{self.pmid}")  # fmt: skip
+                           attempts=1, failed_at=at(t), provider_media_id=f"pm-{self.pmid}", **kw)  # fmt: skip
+
+    def media_skipped(self, t: float, detail: str = "META_ACCESS_TOKEN is not set", **kw: Any) -> MediaSkipped:
+        return MediaSkipped(**self._envelope("media_skipped", str(t)), direction="inbound", reason="not_configured",
+                            detail=detail, skipped_at=at(t), provider_media_id=f"pm-{self.pmid}", **kw)  # fmt: skip
 
     def _derived(self, kind: str, t: float, model: str | None) -> dict[str, Any]:
         return self._envelope(kind, model or "") | {"sha256": self.sha256, "stage": STAGES[self.kind],
@@ -94,11 +98,13 @@ class Media:
                                 error="500 from the model", attempts=3)  # fmt: skip
 
     def topic(self, event: MediaProjectionEvent) -> str:
-        return media.TOPIC if isinstance(event, MediaStored | MediaFailed) else RESULT_TOPICS[STAGES[self.kind]]
+        return media.TOPIC if isinstance(event, MediaStored | MediaFailed | MediaSkipped) else RESULT_TOPICS[STAGES[self.kind]]
 
 
 def encode(event: MediaProjectionEvent) -> bytes:
-    return media.encode_event(event) if isinstance(event, MediaStored | MediaFailed) else enrichment.encode_event(event)
+    if isinstance(event, MediaStored | MediaFailed | MediaSkipped):
+        return media.encode_event(event)
+    return enrichment.encode_event(event)
 
 
 def items(events: list[MediaProjectionEvent]) -> list[Item[MediaProjectionEvent]]:
@@ -136,6 +142,31 @@ def test_a_failure_never_replaces_a_stored_object() -> None:
     for events in ([voice.stored(10), voice.failed(20)], [voice.failed(20), voice.stored(10)]):
         row = folded(events)
         assert (row["status"], row["error"], row["failed_at"], row["stored_at"]) == ("stored", None, at(20), at(10))
+
+
+def test_a_skip_is_a_skipped_row_with_the_setting_and_what_the_webhook_declared() -> None:
+    voice = Media()
+    row = folded([voice.media_skipped(5, size_bytes=23485, sha256=SHA)])
+    assert (row["status"], row["error"], row["failed_at"]) == ("skipped", "not_configured: META_ACCESS_TOKEN is not set",
+                                                               at(5))  # fmt: skip
+    assert (row["size_bytes"], row["sha256"], row["bucket"], row["path"]) == (23485, SHA, None, None)
+    failure = folded([voice.failed(6, size_bytes=23485, sha256=SHA)])
+    assert (failure["status"], failure["size_bytes"], failure["sha256"]) == ("failed", 23485, SHA)
+
+
+def test_the_latest_of_failures_and_skips_wins_and_a_store_beats_both() -> None:
+    voice = Media()
+    skip, failure = voice.media_skipped(10), voice.failed(20)
+    for events in ([skip, failure], [failure, skip]):
+        assert (folded(events)["status"], folded(events)["error"]) == ("failed", "not_found: 404 from provider")
+    later_skip = voice.media_skipped(30, "EVOLUTION_API_URL is not set")
+    assert folded([later_skip, failure])["status"] == folded([failure, later_skip])["status"] == "skipped"
+    stored = voice.stored(5, size_bytes=23000)
+    for events in ([stored, later_skip], [later_skip, stored]):
+        row = folded(events)
+        assert (row["status"], row["error"], row["size_bytes"]) == ("stored", None, 23000)
+    declared = voice.media_skipped(30, size_bytes=1, sha256="0" * 64)
+    assert folded([stored, declared])["sha256"] == folded([declared, stored])["sha256"] == SHA  # verified beats declared
 
 
 def test_the_newest_store_wins_and_an_equal_one_changes_nothing() -> None:
@@ -185,12 +216,27 @@ def test_any_order_and_any_repetition_give_the_same_row(kind: str) -> None:
               "image": lambda text, t: m.captioned(text, t, model=f"model-{t}"),
               "document": lambda text, t: m.extracted(text, t, pages=int(t) // 10)}[kind]  # fmt: skip
     events: list[MediaProjectionEvent] = [
-        m.failed(5), m.stored(10), m.stored(30, path="bb/again.ogg"), result("first", 20), result("second", 40),
-        result("tie-b", 40), m.skipped(45),
+        m.failed(5, size_bytes=99, sha256=SHA), m.stored(10), m.stored(30, path="bb/again.ogg"), result("first", 20),
+        result("second", 40), result("tie-b", 40), m.skipped(45),
     ]  # fmt: skip
     expected = folded(events)
     assert expected["status"] == "stored" and expected["path"] == "bb/again.ogg" and expected["error"] is None
     assert "tie-b" in (expected["transcript"], expected["caption"], expected["extracted_text"])
+    for order in itertools.permutations(events):
+        assert folded(list(order)) == expected
+    assert folded(events + events[::-1]) == expected
+
+
+def test_failures_and_skips_in_any_order_and_repetition_give_the_same_row() -> None:
+    m = Media()
+    declared = {"size_bytes": 23485, "sha256": SHA}
+    events: list[MediaProjectionEvent] = [
+        m.failed(5, **declared), m.media_skipped(7, **declared), m.failed(9, "rejected", "400", **declared),
+        m.media_skipped(9, "EVOLUTION_API_URL is not set", **declared), m.transcribed("late", 20),
+    ]  # fmt: skip
+    expected = folded(events)
+    assert (expected["status"], expected["error"]) == ("failed", "rejected: 400")  # a tie goes to the greater error
+    assert (expected["size_bytes"], expected["sha256"], expected["transcript"]) == (23485, SHA, "late")
     for order in itertools.permutations(events):
         assert folded(list(order)) == expected
     assert folded(events + events[::-1]) == expected
@@ -201,7 +247,7 @@ def test_any_order_and_any_repetition_give_the_same_row(kind: str) -> None:
 
 def test_events_of_the_four_topics_decode_and_garbage_does_not() -> None:
     voice, pdf = Media(), Media(kind="document")
-    for event in (voice.stored(1), voice.failed(1), voice.transcribed("x", 1), Media(kind="image").captioned("y", 1),
+    for event in (voice.stored(1), voice.failed(1), voice.media_skipped(1), voice.transcribed("x", 1), Media(kind="image").captioned("y", 1),
                   pdf.extracted("z", 1), voice.skipped(1), voice.enrichment_failed(1)):  # fmt: skip
         assert decode_event(encode(event)) == event
     for garbage in (b"not json", b"[]", b'{"type": "message_received"}', b'{"type": "media_stored"}'):
