@@ -111,13 +111,24 @@ class RateLimiter:
             self._ended.append(Suppressed(key, w.suppressed, min(now - w.start, self.window)))
 
 
+def _errors(n: int) -> str:
+    return f"{n} connection error{'' if n == 1 else 's'}"
+
+
 @dataclass
 class BrokerWatch:
-    """The broker's state as the client's log records tell it, and the lines that say it. Pure."""
+    """The broker's state as the client's log records tell it, and the lines that say it. Pure.
+
+    Only a record of the broker answering ends an outage; a client with nothing to send
+    may not try again for minutes, so a summary also says how long ago the last error was
+    when that is more than ``fresh`` seconds.
+    """
 
     summary_every: float = 30.0
+    fresh: float = 5.0
     down_since: float | None = None
     suppressed: int = 0
+    _last_error: float = 0.0
     _summary_at: float = 0.0
     _summarised: int = field(default=0, repr=False)
 
@@ -127,6 +138,7 @@ class BrokerWatch:
 
     def error(self, now: float, text: str) -> str | None:
         """A connection error: the line to write when it changes the state, else None."""
+        self._last_error = now
         if self.down_since is None:
             self.down_since = self._summary_at = now
             self.suppressed = self._summarised = 0
@@ -141,7 +153,7 @@ class BrokerWatch:
         """The broker answered: the line to write when it had been unreachable, else None."""
         if self.down_since is None:
             return None
-        line = f"broker reachable again after {_seconds(now - self.down_since)}; {self.suppressed} connection errors suppressed"
+        line = f"broker reachable again after {_seconds(now - self.down_since)}; {_errors(self.suppressed)} suppressed"
         self.down_since = None
         return line
 
@@ -153,9 +165,11 @@ class BrokerWatch:
         self._summary_at, self._summarised = now, self.suppressed
         if not new:
             return None  # nothing tried since the last summary: nothing new to say
+        quiet = now - self._last_error
+        last = f" (the last {_seconds(quiet)} ago)" if quiet > self.fresh else ""
         return (
             f"broker still unreachable for {_seconds(now - self.down_since)}; "
-            f"{new} connection errors suppressed in the last {_seconds(self.summary_every)}"
+            f"{_errors(new)} suppressed in the last {_seconds(self.summary_every)}{last}"
         )
 
 
