@@ -3,9 +3,10 @@ state, a periodic summary, then the recovery; never thousands of connection erro
 
 ingest (taking webhooks throughout), normalize (a Faust worker) and the projector (a plain
 aiokafka consumer) run as real processes against a broker of this test's own, which is
-stopped for 15 s. Measured before the rate limit (msgmem.logging_setup), in such an outage:
-ingest 633 lines, the projector 1,111 to 1,360, normalize 1,200 to 39,555 (aiokafka's
-metadata retries); with it, 1 to 4 lines each."""
+stopped for 15 s. Whether ingest takes deliveries again afterwards is for
+test_ingest_broker_outage to say. Measured before the rate limit (msgmem.logging_setup),
+in such an outage: ingest 633 lines, the projector 1,111 to 1,360, normalize 1,200 to
+39,555 (aiokafka's metadata retries); with it, 1 to 4 lines each."""
 
 from __future__ import annotations
 
@@ -116,9 +117,5 @@ async def test_services_log_a_bounded_number_of_lines_during_a_broker_outage(
                     assert any("broker unreachable" in line for line in during[name]), (name, during[name][:20])
                 for name in SERVICES:
                     await _line(logs / f"{name}.log", before[name], "broker reachable again after", 90)
-                after = len(statuses)
-                while statuses[after:].count(200) < 5:
-                    assert not traffic.done() and len(statuses) < after + 300, statuses[-10:]
-                    await asyncio.sleep(0.2)
             finally:
                 traffic.cancel()
