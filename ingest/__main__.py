@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
 from contracts.settings import Settings
 from ingest.bootstrap import create_app
+from msgmem.logging_setup import configure_logging
 
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings, tune_gc=True),
         host=settings.ingest_host,

@@ -20,6 +20,7 @@ from contracts import deadletter
 from contracts.deadletter import DeadLettered
 from contracts.settings import Settings
 from msgmem.kafka import make_consumer
+from msgmem.logging_setup import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ async def run(
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
 
     async def serve() -> None:
         stop = asyncio.Event()

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from contracts.settings import Settings
+from msgmem.logging_setup import configure_logging
 
 
 def _cmd_dev(settings: Settings, _args: argparse.Namespace) -> int:
@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     return COMMANDS[args.command][2](settings, args)
 
 

@@ -2,8 +2,11 @@
 
 Starts Kafka (KRaft) and PostgreSQL as child processes, applies migrations, creates the
 topics, then runs every service of ``msgmem.services`` with prefixed logs. Writes a JSON
-state file (ingest URL, DATABASE_URL, Kafka bootstrap servers) and prints its path. On
-Ctrl-C or SIGTERM, or when a child dies, it stops everything it started.
+state file (ingest URL, DATABASE_URL, Kafka bootstrap servers, pids) and prints its path.
+A child that dies, a service or Kafka or Postgres, is started again with exponential
+backoff (``msgmem.supervisor``), saying so in one line; the state file then shows its new
+pid. On Ctrl-C or SIGTERM it stops everything it started: services first, then Postgres
+and Kafka.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import secrets
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +28,8 @@ from msgmem.localstack.kafka import LocalKafka, kafka_libs
 from msgmem.localstack.postgres import LocalPostgres
 from msgmem.localstack.processes import Child, ChildFailed, env_with, free_port, stdout_sink, stop_all
 from msgmem.migrate import migrate
-from msgmem.services import SERVICES
+from msgmem.services import SERVICES, Service
+from msgmem.supervisor import Supervisor
 
 
 def _port(configured: int) -> int:
@@ -65,6 +70,10 @@ def _log(message: str) -> None:
     stdout_sink(f"[dev] {message}")
 
 
+class _Interrupted(Exception):
+    """Ctrl-C or SIGTERM while the stack is still starting."""
+
+
 def run_dev(settings: Settings) -> int:
     """Run until interrupted; return the exit code."""
     state_dir = settings.state_dir
@@ -72,15 +81,20 @@ def run_dev(settings: Settings) -> int:
     state_file = state_dir / "dev-state.json"
     stop = threading.Event()
     reason: list[str] = []
+    phase = ["starting"]  # then "running", then "stopping"
 
     def on_signal(signum: int, _frame: object) -> None:
         reason.append(signal.Signals(signum).name)
         stop.set()
+        if phase[0] == "starting":
+            phase[0] = "stopping"  # raise once: a second Ctrl-C must not interrupt the clean-up
+            raise _Interrupted(reason[0])
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
     started: list[Child] = []
+    supervisor: Supervisor | None = None
     t0 = time.monotonic()
     try:
         libs = kafka_libs(settings.cache_dir, settings.local_kafka_version)
@@ -117,7 +131,12 @@ def run_dev(settings: Settings) -> int:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        services = [Child(s.name, s.argv(), ready_pattern=s.ready_pattern, env=env).start() for s in SERVICES]
+
+        def service_starter(service: Service) -> Callable[[], Child]:
+            return lambda: Child(service.name, service.argv(), ready_pattern=service.ready_pattern, env=env).start()
+
+        starters = {s.name: service_starter(s) for s in SERVICES}
+        services = [start() for start in starters.values()]
         started.extend(services)
         for child in services:
             child.wait_ready(60)
@@ -132,25 +151,40 @@ def run_dev(settings: Settings) -> int:
             "processes": {c.name: c.pid for c in started},
             "credentials": credentials,
         }
-        state_file.touch(mode=0o600)
-        state_file.write_text(json.dumps(state, indent=2))
+
+        def write_state(pids: Mapping[str, int | None]) -> None:
+            state["processes"] = dict(pids)
+            tmp = state_file.with_name(state_file.name + ".tmp")
+            tmp.touch(mode=0o600)
+            tmp.write_text(json.dumps(state, indent=2))
+            tmp.replace(state_file)  # readers never see a half-written file
+
+        # Kafka and Postgres are restarted on the same data directories and ports: the
+        # services reconnect by themselves. A crashed service is started again as it was.
+        supervisor = Supervisor(say=_log, on_change=write_state)
+        supervisor.adopt(kafka.child, lambda: kafka.start().child)  # type: ignore[arg-type, return-value]
+        supervisor.adopt(postgres.child, lambda: postgres.start().child)  # type: ignore[arg-type, return-value]
+        for child in services:
+            supervisor.adopt(child, starters[child.name])
+        write_state(supervisor.pids())
         _log(f"up in {time.monotonic() - t0:.1f}s; state file: {state_file}")
         _log("press Ctrl-C to stop")
+        phase[0] = "running"
 
         while not stop.wait(0.5):
-            dead = [c for c in started if not c.running()]
-            if dead:
-                reason.append(f"{dead[0].name} exited with code {dead[0].returncode}")
-                return_code = 1
-                break
-        else:
-            return_code = 0
+            supervisor.tick()
+        phase[0] = "stopping"
         _log(f"stopping ({reason[0]})")
-        return return_code
+        return 0
+    except _Interrupted as exc:
+        _log(f"stopping ({exc}) before the stack was up")
+        return 0
     except ChildFailed as exc:
         _log(str(exc))
         return 1
     finally:
-        stop_all(started)
+        phase[0] = "stopping"
+        # Services first (reverse start order), then Postgres, then Kafka.
+        stop_all(supervisor.processes() if supervisor is not None else started)
         state_file.unlink(missing_ok=True)
         _log("stopped")

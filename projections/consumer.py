@@ -38,6 +38,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from contracts.settings import Settings
 from msgmem.kafka import make_consumer, make_producer
+from msgmem.logging_setup import configure_logging
 from projections.batch import BatchApplier, ProjectionStore, RetryPolicy
 from projections.deadletters import KafkaDeadLetters
 from projections.errors import BatchAbandoned
@@ -296,7 +297,7 @@ async def serve(running: AbstractAsyncContextManager[Running], consuming: str) -
 def run_process(serve_with: Callable[[Settings], Coroutine[Any, Any, None]]) -> None:
     """A projector's ``main``: settings from the environment, logging, then ``serve_with`` on uvloop if installed."""
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     try:
         import uvloop
     except ImportError:  # optional: a faster event loop where installed

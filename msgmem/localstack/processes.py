@@ -114,6 +114,10 @@ class Child:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def is_ready(self) -> bool:
+        """Whether the readiness line has been seen (or there is none to wait for)."""
+        return self._ready.is_set()
+
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.05):

@@ -30,6 +30,7 @@ from contracts import embeddings
 from contracts.embeddings import EmbeddingEvent
 from contracts.settings import Settings
 from msgmem.kafka import make_consumer, make_producer
+from msgmem.logging_setup import configure_logging
 from projections.batch import BatchApplier, RetryPolicy
 from projections.consumer import Projector
 from projections.deadletters import KafkaDeadLetters
@@ -121,7 +122,7 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     asyncio.run(serve(settings))
 
 

@@ -5,17 +5,16 @@ Logs ``Application startup complete`` once it serves (with LOG_LEVEL at INFO or 
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
 from contracts.settings import Settings
+from msgmem.logging_setup import configure_logging
 from projections.recall.app import create_app
 
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings), host=settings.recall_host, port=settings.recall_port,
         log_level=settings.log_level.lower(), access_log=False, proxy_headers=True,

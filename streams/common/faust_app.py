@@ -31,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contracts.settings import Settings
 from contracts.topics import largest_limit
+from msgmem.logging_setup import configure_logging
 from streams.common.outputs import KafkaOutputs, OutputWriter
 from streams.common.records import InputRecord
 from streams.common.runner import Handler, RetryPolicy, StageMetrics, StageParts, StageRunner
@@ -199,12 +200,13 @@ def _serve_metrics(app: faust.App, stage: str, metrics: StageMetrics) -> None:
 
 def run_worker(app: faust.App, settings: Settings) -> None:
     """Start the worker in this process (blocks); it logs ``Ready`` once consuming."""
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, override_logging=False)  # configure_logging's
+    worker.spinner = None  # as its own set-up would at INFO: then it logs "Ready" instead of drawing a spinner
     worker.execute_from_commandline()
 
 
 def stage_main(build_app: Callable[[Settings], faust.App]) -> None:
     """The ``main()`` of every stage: settings from the environment, logging, the worker."""
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     run_worker(build_app(settings), settings)

@@ -21,6 +21,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from contracts.settings import Settings
+from msgmem.logging_setup import configure_logging
 from streams.common.faust_app import attach_stage, make_app, run_worker
 from streams.common.runner import StageMetrics, StageParts
 from streams.embed.agent import STAGE, EmbedHandler, config
@@ -84,7 +85,7 @@ def build_app(settings: Settings) -> faust.App:
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     run_worker(build_app(settings), settings)
 
 

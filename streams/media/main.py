@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from contracts import messages
 from contracts.settings import Settings
+from msgmem.logging_setup import configure_logging
 from msgmem.media_sweep import sweep_once
 from streams.common.faust_app import attach_stage, make_app, run_worker
 from streams.common.runner import RetryPolicy, StageMetrics, StageParts
@@ -90,7 +91,7 @@ def build_app(settings: Settings) -> faust.App:
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     run_worker(build_app(settings), settings)
 
 

@@ -6,12 +6,11 @@ deliveries go to wa.deadletter (no retries: parsing is deterministic).
 
 from __future__ import annotations
 
-import logging
-
 import faust
 
 from contracts import raw
 from contracts.settings import Settings
+from msgmem.logging_setup import configure_logging
 from streams.common.faust_app import attach_stage, make_app, run_worker
 from streams.common.runner import RetryPolicy
 from streams.normalize.agent import STAGE, make_handler
@@ -38,7 +37,7 @@ def build_app(settings: Settings) -> faust.App:
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     run_worker(build_app(settings), settings)
 
 

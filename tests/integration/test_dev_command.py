@@ -1,5 +1,5 @@
-"""`msgmem dev` brings the whole local stack up, writes its state file, and leaves nothing
-running after Ctrl-C."""
+"""`msgmem dev` brings the whole local stack up, writes its state file, restarts a child
+that was killed (a service, Postgres), and leaves nothing running after Ctrl-C."""
 
 from __future__ import annotations
 
@@ -50,7 +50,12 @@ class _Lines:
             self._queue.put(line.rstrip("\n"))
         self._queue.put(None)
 
-    def wait_for(self, marker: str, timeout: float) -> str:
+    def wait_for(self, marker: str, timeout: float, *also: str, since: int | None = None) -> str:
+        """The next line holding ``marker`` (and each of ``also``); with ``since``, the lines
+        already read from that index on count too."""
+        for line in self.seen[since:] if since is not None else ():
+            if marker in line and all(m in line for m in also):
+                return line
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -60,15 +65,27 @@ class _Lines:
             if line is None:
                 break
             self.seen.append(line)
-            if marker in line:
+            if marker in line and all(m in line for m in also):
                 return line
-        raise AssertionError(f"no {marker!r} within {timeout}s; output:\n" + self.tail())
+        raise AssertionError(f"no {(marker, *also)!r} within {timeout}s; output:\n" + self.tail())
 
     def tail(self) -> str:
         return "\n".join(self.seen[-60:])
 
 
-async def test_dev_comes_up_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+def _state_pid(state_file: Path, name: str, other_than: int, timeout: float) -> int:
+    """The pid the state file gives ``name`` once it is no longer ``other_than``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = json.loads(state_file.read_text())["processes"][name]
+        if pid != other_than:
+            return pid
+        time.sleep(0.2)
+    raise AssertionError(f"the state file still gives {name} pid {other_than} after {timeout}s")
+
+
+@pytest.mark.timeout(600)  # one stack for both checks; a restarted Faust worker rejoins its group in ~60 s
+async def test_dev_comes_up_restarts_killed_children_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     state_dir = tmp_path / "dev-state"
     env = dict(os.environ) | {
         "STATE_DIR": str(state_dir),
@@ -113,6 +130,39 @@ async def test_dev_comes_up_and_stops_everything_on_ctrl_c(tmp_path: Path) -> No
 
         health = httpx.get(state["recall_url"] + "/healthz", timeout=10)
         assert health.status_code == 200
+
+        # A service killed outright is started again, and the state file follows it.
+        killed = state["processes"]["normalize"]
+        before_kill = len(lines.seen)
+        os.kill(killed, signal.SIGKILL)
+        lines.wait_for("[dev] normalize exited (signal SIGKILL); restarting in 1s (restart 1)", 30)
+        restarted = _state_pid(state_file, "normalize", killed, 30)
+        assert restarted != killed and Path(f"/proc/{restarted}").exists()
+
+        # So is Postgres, on the same port and data, while normalize rejoins its group.
+        postgres_pid = state["processes"]["postgres"]
+        os.kill(postgres_pid, signal.SIGKILL)
+        lines.wait_for("[dev] postgres exited (signal SIGKILL); restarting in 1s (restart 1)", 30)
+        lines.wait_for("[dev] postgres is back", 60)
+        assert _state_pid(state_file, "postgres", postgres_pid, 10) != postgres_pid
+        conn = await asyncpg.connect(state["database_url"])
+        try:
+            assert await conn.fetchval("select count(*) from schema_migrations") >= 1
+        finally:
+            await conn.close()
+
+        lines.wait_for("[normalize] ", 120, "[^Worker]: Ready", since=before_kill)  # its readiness line, again
+        lines.wait_for(f"[dev] normalize is back (pid {restarted}", 10, since=before_kill)
+
+        # The stack is still up: ingest takes a delivery, recall answers.
+        sent = subprocess.run(
+            [sys.executable, "-m", "msgmem.cli", "send", str(fixture), "--provider", "meta"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )
+        assert sent.returncode == 0 and sent.stdout.startswith("200 "), sent.stdout + sent.stderr
+        assert httpx.get(state["recall_url"] + "/healthz", timeout=10).status_code == 200
+        assert all(Path(f"/proc/{pid}").exists() for pid in json.loads(state_file.read_text())["processes"].values())
+        state = json.loads(state_file.read_text())  # the pids to check are gone after Ctrl-C
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0, lines.tail()
