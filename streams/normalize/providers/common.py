@@ -43,6 +43,7 @@ from contracts.messages import (
 )
 from contracts.raw import RawDelivery
 from streams.normalize.errors import MalformedField, NormaliseError, UnparseableDelivery
+from streams.normalize.filenames import document_filename
 
 Json = dict[str, Any]
 
@@ -262,6 +263,9 @@ class Source:
     ) -> MessageReceived | MessageSent:  # fmt: skip
         model = MessageSent if author.outbound else MessageReceived
         extra = {"origin": origin} if origin else {}
+        media = content.media
+        if media is not None and media.filename is None and content.message_type == "document":
+            media = media.model_copy(update={"filename": document_filename(provider_message_id, media.mime_type)})
         return model(
             **extra,
             **self._base(chat, model.model_fields["type"].default, provider_message_id, occurred_at),
@@ -272,7 +276,7 @@ class Source:
             message_type=content.message_type,
             text=content.text,
             caption=content.caption,
-            media=content.media,
+            media=media,
             location=content.location,
             contacts=content.contacts,
             link=content.link,
