@@ -76,8 +76,9 @@ def outputs_for(
     found = normalise_parts(delivery, config)
     outputs: list[Output] = []
     failures = list(found.failures)
+    unsupported = messages.UNSUPPORTED_TYPES
     for event in found.events:
-        if metrics is not None:
+        if metrics is not None and event.type in unsupported:
             metrics.count(event)
         output = event_output(event, max_event_bytes)
         if output is None:
