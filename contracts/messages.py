@@ -1,4 +1,5 @@
-"""wa.messages: one event per message, edit, deletion, reaction, status or consent change.
+"""wa.messages: one event per message, edit, deletion, reaction, status or consent change,
+and one per provider event we do not model (``MessageUnsupported``, ``ProviderEventUnsupported``).
 
 Keyed by ``chat_key`` so a chat's events stay in order. Produced by the normalize stage
 from wa.raw; consumed by the projector (chat_messages, chats), the media stage and the
@@ -94,7 +95,12 @@ class StatusError(Frozen):
 
 
 class ChatEvent(Envelope):
-    """The chat an event belongs to. ``contact_*`` describe the other party of a 1:1 chat."""
+    """The chat an event belongs to. ``contact_*`` describe the other party of a 1:1 chat.
+
+    ``chat_id`` is ``""`` when the provider did not say which chat (Whapi's ``messages_removed``
+    names message ids only): the event is then keyed by its channel, ``provider:channel:``,
+    its target is found by ``target_message_id``, and it makes no chat of its own.
+    """
 
     chat_id: str
     is_group: bool = False
@@ -206,14 +212,35 @@ class MessageUnsupported(ChatEvent):
     raw: Raw = Field(default_factory=dict)
 
 
+class ProviderEventUnsupported(Envelope):
+    """A webhook event that is not about a message and that we do not model: a presence, a
+    chat's, contact's or group's details, group participants, the connection or QR code, an
+    account or template notice. Kept whole in ``raw`` and counted by the normalize stage
+    (``msgmem_normalize_unsupported_total``), so nothing a provider sent vanishes, and a later
+    version can model it by replaying wa.raw; the chat tables leave it out (a presence is not
+    a message, an address-book sync is not a conversation).
+
+    ``chat_id`` is the chat the provider tied it to, when it named one; ``chat_key`` is then
+    that chat's key (in order with its messages), else the channel's, ``provider:channel:``.
+    """
+
+    type: Literal["provider_event_unsupported"] = "provider_event_unsupported"
+    provider_type: str  # the provider's name for it: "presences.post", "account_update", "connection.update"
+    chat_id: str | None = None
+    reason: str | None = None
+    raw: Raw = Field(default_factory=dict)
+
+
+UNSUPPORTED_TYPES: frozenset[str] = frozenset({"message_unsupported", "provider_event_unsupported"})
+
 EVENT_MODELS = (
     MessageReceived, MessageSent, MessageEdited, MessageDeleted, ReactionAdded,
-    ReactionRemoved, StatusUpdated, ConsentChanged, MessageUnsupported,
+    ReactionRemoved, StatusUpdated, ConsentChanged, MessageUnsupported, ProviderEventUnsupported,
 )  # fmt: skip
 
 MessageEvent = Annotated[
     MessageReceived | MessageSent | MessageEdited | MessageDeleted | ReactionAdded
-    | ReactionRemoved | StatusUpdated | ConsentChanged | MessageUnsupported,
+    | ReactionRemoved | StatusUpdated | ConsentChanged | MessageUnsupported | ProviderEventUnsupported,
     Field(discriminator="type"),
 ]  # fmt: skip
 

@@ -61,7 +61,7 @@ MESSAGES = TopicSpec(
     "wa.messages",
     key="chat key",
     value="MessageReceived, MessageSent, MessageEdited, MessageDeleted, ReactionAdded, "
-    "ReactionRemoved, StatusUpdated, ConsentChanged",
+    "ReactionRemoved, StatusUpdated, ConsentChanged, MessageUnsupported, ProviderEventUnsupported",
 )
 MEDIA = TopicSpec("wa.media", key="chat key", value="MediaStored, MediaFailed, MediaSkipped")
 TRANSCRIPTS = TopicSpec("wa.transcripts", key="chat key", value="text transcribed from voice notes and audio")

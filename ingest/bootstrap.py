@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from contracts.settings import Settings
-from ingest.errors import BrokerUnavailable, IngestError
+from ingest.errors import BrokerUnavailable, IngestError, MethodNotAllowed
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher, Publisher
 from ingest.routes import DELIVERY_ROUTES, router
@@ -50,6 +50,8 @@ def create_app(settings: Settings, publisher: Publisher | None = None, *, tune_g
         headers = {}
         if isinstance(exc, BrokerUnavailable):
             headers["Retry-After"] = str(settings.ingest_retry_after_seconds)
+        elif isinstance(exc, MethodNotAllowed):
+            headers["Allow"] = "POST"
         return JSONResponse({"error": exc.outcome, "reason": exc.reason}, status_code=exc.status_code, headers=headers)
 
     return app

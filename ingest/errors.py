@@ -38,6 +38,13 @@ class MalformedBody(IngestError):
     outcome = "malformed"
 
 
+class MethodNotAllowed(IngestError):
+    """A GET (say) on a route that only takes deliveries by POST."""
+
+    status_code = 405
+    outcome = "method_not_allowed"
+
+
 class InvalidEvent(IngestError):
     status_code = 422
     outcome = "invalid"

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Route
 
 from ingest import providers
-from ingest.errors import Forbidden, UnknownProvider
+from ingest.errors import Forbidden, MethodNotAllowed
 from ingest.service import IngestService
 
 router = APIRouter()
@@ -42,19 +42,26 @@ async def record_outbound(request: Request) -> Response:
     return _accepted(delivery.delivery_id)
 
 
+async def post_only(_request: Request) -> Response:
+    """GET on the outbound endpoint: 405 with a reason, as the webhook routes answer."""
+    raise MethodNotAllowed("outbound events are POSTed")
+
+
 DELIVERY_ROUTES = [
     Route("/webhooks/{provider_name}", receive_webhook, methods=["POST"]),
     Route("/events/outbound", record_outbound, methods=["POST"]),
+    Route("/events/outbound", post_only, methods=["GET"]),
 ]
 
 
 @router.get("/webhooks/{provider_name}", response_class=PlainTextResponse)
 async def confirm_subscription(provider_name: str, request: Request) -> str:
+    """A provider's subscription check (Meta's); on any other provider's route GET is 405."""
     service = service_of(request)
     provider = providers.get(provider_name)
     check = providers.handshake_of(provider)
     if check is None:
-        raise UnknownProvider(f"{provider_name} has no subscription check")
+        raise MethodNotAllowed(f"{provider_name} deliveries are POSTed; it has no GET subscription check")
     try:
         return check.handshake(service.settings, request.query_params)
     except Forbidden as exc:

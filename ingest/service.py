@@ -64,6 +64,8 @@ class IngestService:
         try:
             provider.verify(self.settings, headers, body)
             payload = _parse_json(body)
+            if not isinstance(payload, provider.json_types):
+                raise MalformedBody(f"body is a JSON {_json_type(payload)}; {provider.name} takes {_expected(provider)}")
             if provider is providers.OUTBOUND:
                 _check_outbound(payload)
             delivery = RawDelivery(
@@ -109,9 +111,29 @@ def _parse_json(body: bytes) -> Any:
         raise MalformedBody(f"body is not JSON: {exc}") from None
 
 
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _json_type(payload: Any) -> str:
+    """The JSON name of a parsed body's type, for a reason that names no value."""
+    return "null" if payload is None else _JSON_TYPES.get(type(payload), type(payload).__name__)
+
+
+def _expected(provider: Provider) -> str:
+    return " or ".join(f"a JSON {_JSON_TYPES[t]}" for t in provider.json_types)
+
+
 def _check_outbound(payload: Any) -> None:
-    try:
-        OutboundMessage.model_validate(payload)
-    except ValidationError as exc:
-        errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise InvalidEvent(f"not an outbound message: {errors}") from None
+    """One send, or a non-empty list of sends; a bad send in a list is named by its index."""
+    sends = payload if isinstance(payload, list) else [payload]
+    if not sends:
+        raise InvalidEvent("not an outbound message: an empty list of sends")
+    problems: list[str] = []
+    for index, send in enumerate(sends):
+        try:
+            OutboundMessage.model_validate(send)
+        except ValidationError as exc:
+            at = f"[{index}]" if isinstance(payload, list) else ""
+            problems += [f"{'.'.join([at, *map(str, e['loc'])]).lstrip('.') or '.'}: {e['msg']}" for e in exc.errors()]
+    if problems:
+        raise InvalidEvent(f"not an outbound message: {'; '.join(problems[:5])}")

@@ -16,6 +16,8 @@ class Provider(Protocol):
     name: str
     #: HTTP headers (lower-case) kept on the wa.raw record, e.g. the signature to re-verify.
     kept_headers: tuple[str, ...]
+    #: JSON types the body may be at its top level (``dict``: an object). Anything else is 400.
+    json_types: tuple[type, ...]
 
     def verify(self, settings: Settings, headers: Mapping[str, str], body: bytes) -> None:
         """Raise ``Unauthorized`` unless the delivery is authentic. Runs on the raw bytes."""

@@ -14,6 +14,7 @@ from ingest.providers.base import same_secret, secret_value
 
 name = "evolution"
 kept_headers = ("content-type", "user-agent")
+json_types: tuple[type, ...] = (dict,)
 
 
 def verify(settings: Settings, headers: Mapping[str, str], body: bytes) -> None:

@@ -16,6 +16,7 @@ from ingest.providers.base import bearer_token, same_secret, secret_value
 
 name = "outbound"
 kept_headers = ("content-type", "user-agent")
+json_types: tuple[type, ...] = (dict, list)  # one send, or a list of sends
 
 
 def verify(settings: Settings, headers: Mapping[str, str], body: bytes) -> None:

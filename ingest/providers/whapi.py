@@ -11,6 +11,7 @@ from ingest.providers.base import bearer_token, same_secret, secret_value
 
 name = "whapi"
 kept_headers = ("content-type", "user-agent")
+json_types: tuple[type, ...] = (dict,)
 
 
 def verify(settings: Settings, headers: Mapping[str, str], body: bytes) -> None:

@@ -12,7 +12,10 @@ statement (one statement cannot touch a row twice). What each event means for th
   ``raw_event``; it counts as chat activity only when it is a message (has a provider id),
   not when it stands for something else (an unknown status kind, say);
 - statuses, edits, deletions and reactions become a ``MessageUpdate`` of their target;
-- ``ConsentChanged`` sets the chat's consent (latest by occurred_at wins).
+- ``ConsentChanged`` sets the chat's consent (latest by occurred_at wins);
+- ``ProviderEventUnsupported`` (a presence, a contact sync, an account notice: no message)
+  writes nothing; it stays on wa.messages, counted by the normalize stage;
+- an event whose provider did not name its chat (``chat_id == ""``) makes no chat row.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import orjson
 from contracts.ids import message_id
 from contracts.messages import (
     ChatEvent, ConsentChanged, MessageDeleted, MessageEdited, MessageEvent, MessageReceived, MessageSent,
-    MessageUnsupported, ReactionAdded, ReactionRemoved, StatusUpdated,
+    MessageUnsupported, ProviderEventUnsupported, ReactionAdded, ReactionRemoved, StatusUpdated,
 )  # fmt: skip
 from projections.items import Item
 from projections.messages.rows import ChatRow, MessageRow, MessageUpdate, Reaction
@@ -44,6 +47,8 @@ def fold(items: Sequence[Item[MessageEvent]]) -> RowOps:
     ops = RowOps()
     for item in items:
         event = item.event
+        if isinstance(event, ProviderEventUnsupported):
+            continue
         chat = _chat(ops, event)
         if isinstance(event, MessageReceived | MessageSent):
             _message(ops, _message_row(item, event))
@@ -75,6 +80,8 @@ def reactor_key(event: ReactionAdded | ReactionRemoved) -> str:
 
 
 def _chat(ops: RowOps, event: ChatEvent) -> ChatRow:
+    if not event.chat_id:  # the provider did not say which chat: nothing to upsert, a row kept nowhere
+        return ChatRow(event.chat_key, event.provider, event.channel_id, event.chat_id)
     chat = ops.chats.get(event.chat_key)
     if chat is None:
         chat = ops.chats[event.chat_key] = ChatRow(event.chat_key, event.provider, event.channel_id, event.chat_id)

@@ -5,14 +5,17 @@ that failed adds one wa.deadletter record holding the whole input record (so `ms
 retry` can run it again) under its own id, ``normalize:wa.raw:partition:offset#path``.
 Re-running re-emits the good events too, which is harmless: their ids are deterministic
 and the projections idempotent. An unreadable envelope raises, and the runner
-dead-letters the record as a whole.
+dead-letters the record as a whole. Every unmodelled fact (``MessageUnsupported``,
+``ProviderEventUnsupported``) is counted in ``msgmem_normalize_unsupported_total{provider,kind}``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 import orjson
+from prometheus_client import CollectorRegistry, Counter
 
 from contracts import deadletter, messages
 from contracts.deadletter import DeadLettered
@@ -29,6 +32,30 @@ STAGE = "normalize"
 
 log = logging.getLogger(__name__)
 
+_KIND = re.compile(r"[A-Za-z0-9_.:@-]{1,64}").fullmatch
+
+
+class NormalizeMetrics:
+    """Unmodelled facts by provider and kind: what a later version should learn to read."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.unsupported = Counter(
+            "msgmem_normalize_unsupported", "Provider facts kept as unsupported events, by provider and kind",
+            ["provider", "kind"], registry=registry or CollectorRegistry(),
+        )
+        self._children: dict[tuple[str, str], Counter] = {}
+
+    def count(self, event: messages.MessageEvent) -> None:
+        """Count ``event`` if it is an unsupported one. A kind that is not a short plain name
+        (it comes from the payload) counts as ``other``, so labels stay few and say no value."""
+        if event.type not in messages.UNSUPPORTED_TYPES:
+            return
+        kind = event.provider_type if _KIND(event.provider_type) else "other"  # type: ignore[union-attr]
+        child = self._children.get((event.provider, kind))
+        if child is None:
+            child = self._children[(event.provider, kind)] = self.unsupported.labels(event.provider, kind)
+        child.inc()
+
 
 def config_from(settings: Settings) -> NormaliseConfig:
     return NormaliseConfig.build(
@@ -36,7 +63,10 @@ def config_from(settings: Settings) -> NormaliseConfig:
     )
 
 
-def outputs_for(record: InputRecord, config: NormaliseConfig, max_event_bytes: int | None = None) -> list[Output]:
+def outputs_for(
+    record: InputRecord, config: NormaliseConfig, max_event_bytes: int | None = None,
+    metrics: NormalizeMetrics | None = None,
+) -> list[Output]:  # fmt: skip
     """One wa.raw record to its events, keyed by chat, then one dead letter per failed item.
     No I/O. Raises ``UnparseableDelivery`` on a delivery whose envelope cannot be read.
 
@@ -51,7 +81,10 @@ def outputs_for(record: InputRecord, config: NormaliseConfig, max_event_bytes: i
     source = RecordRef(topic=record.topic, partition=record.partition, offset=record.offset)
     outputs: list[Output] = []
     failures = list(found.failures)
+    unsupported = messages.UNSUPPORTED_TYPES
     for event in found.events:
+        if metrics is not None and event.type in unsupported:
+            metrics.count(event)
         output = event_output(with_inline_record(event, source), max_event_bytes)
         if output is None:
             failures.append(ItemFailure(f"event {event.event_id}", f"{event.type}: over {max_event_bytes:,} bytes"))
@@ -91,11 +124,11 @@ def dead_letter(record: InputRecord, failure: ItemFailure) -> Output:
     return Output(deadletter.TOPIC, STAGE.encode(), letter.encode())
 
 
-def make_handler(settings: Settings) -> Handler:
+def make_handler(settings: Settings, metrics: NormalizeMetrics | None = None) -> Handler:
     config = config_from(settings)
     max_event_bytes = limit_of(messages.TOPIC, settings.kafka_max_message_bytes)
 
     async def handle(record: InputRecord) -> list[Output]:
-        return outputs_for(record, config, max_event_bytes)
+        return outputs_for(record, config, max_event_bytes, metrics)
 
     return handle

@@ -12,8 +12,8 @@ from contracts import raw
 from contracts.settings import Settings
 from msgmem.logging_setup import configure_logging
 from streams.common.faust_app import attach_stage, make_app, run_worker
-from streams.common.runner import RetryPolicy
-from streams.normalize.agent import STAGE, make_handler
+from streams.common.runner import RetryPolicy, StageMetrics
+from streams.normalize.agent import STAGE, NormalizeMetrics, make_handler
 
 # Sized for a backlog (a restart, a replay), where throughput counts. Faust stops fetching a
 # partition once the agent's buffer is 80% full and resumes below 40%, but still delivers the
@@ -28,9 +28,11 @@ MAX_POLL_RECORDS = 1_000
 
 def build_app(settings: Settings) -> faust.App:
     app = make_app(STAGE, settings, stream_buffer_maxsize=BUFFER, max_poll_records=MAX_POLL_RECORDS)
+    metrics = StageMetrics(STAGE)
+    unsupported = NormalizeMetrics(metrics.registry)  # once per process: a registry refuses duplicates
     attach_stage(
-        app, settings, stage=STAGE, input_topic=raw.TOPIC, handler_factory=lambda: make_handler(settings),
-        policy=RetryPolicy(attempts=1), batch_size=1000, within=0.1,
+        app, settings, stage=STAGE, input_topic=raw.TOPIC, handler_factory=lambda: make_handler(settings, unsupported),
+        policy=RetryPolicy(attempts=1), batch_size=1000, within=0.1, metrics=metrics,
     )
     return app
 

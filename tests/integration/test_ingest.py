@@ -168,7 +168,55 @@ async def test_meta_subscription_handshake(ingest: httpx.AsyncClient) -> None:
     assert ok.status_code == 200 and ok.text == "1158201444"
     bad = await ingest.get("/webhooks/meta", params=query | {"hub.verify_token": "nope"})
     assert bad.status_code == 403
-    assert (await ingest.get("/webhooks/whapi", params=query)).status_code == 404
+    assert (await ingest.get("/webhooks/whapi", params=query)).status_code == 405
+
+
+@pytest.mark.parametrize("body", [b"[]", b'[{"messages": []}]', b"42", b"-1.5", b'"hello"', b"true", b"null"])
+@pytest.mark.parametrize("provider", ["whapi", "meta", "evolution"])
+async def test_json_that_is_not_an_object_is_400_and_writes_nothing(
+    ingest: httpx.AsyncClient, settings: Settings, provider: str, body: bytes
+) -> None:
+    start = await end_offsets(settings)
+    r = await ingest.post(f"/webhooks/{provider}", content=body, headers=signed_headers(provider, body, CREDS))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "malformed"
+    reason = r.json()["reason"]
+    assert reason.startswith("body is a JSON ") and f"{provider} takes a JSON object" in reason
+    assert "hello" not in reason and "42" not in reason  # the type, never the value
+    assert await records_since(settings, start) == []
+
+
+async def test_get_on_a_post_only_route_is_405(ingest: httpx.AsyncClient) -> None:
+    for path in ("/webhooks/whapi", "/webhooks/evolution", "/events/outbound"):
+        r = await ingest.get(path)
+        assert r.status_code == 405, (path, r.text)
+        assert r.headers["allow"] == "POST" and r.json()["error"] == "method_not_allowed"
+    assert (await ingest.get("/webhooks/waha")).status_code == 404  # unknown stays unknown
+    query = {"hub.mode": "subscribe", "hub.verify_token": "test-verify-token", "hub.challenge": "77"}
+    assert (await ingest.get("/webhooks/meta", params=query)).text == "77"  # Meta's check stays
+
+
+async def test_outbound_takes_one_send_or_a_list_of_sends(ingest: httpx.AsyncClient, settings: Settings) -> None:
+    send = {
+        "provider": "whapi", "channel_id": "TESTCH-A1B2C", "chat_id": "15550001234", "type": "text",
+        "text": "two at once", "sent_at": "2026-11-20T09:20:00Z",
+    }
+    start = await end_offsets(settings)
+    sends = orjson.dumps([dict(send, provider_message_id="list-1"), dict(send, provider_message_id="list-2")])
+    ok = await ingest.post("/events/outbound", content=sends, headers=signed_headers("outbound", sends, CREDS))
+    assert ok.status_code == 200, ok.text
+    [stored] = await records_since(settings, start)
+    assert stored.provider == "outbound" and stored.body == sends
+
+    start = await end_offsets(settings)
+    for body, status, reason in [
+        (b"[]", 422, "an empty list of sends"),
+        (orjson.dumps([dict(send, provider_message_id="x"), {"text": "no ids"}]), 422, "[1].provider_message_id"),
+        (b"7", 400, "body is a JSON number"),
+    ]:
+        r = await ingest.post("/events/outbound", content=body, headers=signed_headers("outbound", body, CREDS))
+        assert r.status_code == status and reason in r.json()["reason"], (body, r.text)
+    assert await records_since(settings, start) == []
 
 
 async def test_outbound_events_are_validated_and_appended(ingest: httpx.AsyncClient, settings: Settings) -> None:

@@ -11,6 +11,7 @@ neighbours still become events. Only an unreadable envelope fails the whole deli
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from contracts.messages import (
     MessageReceived,
     MessageSent,
     MessageUnsupported,
+    ProviderEventUnsupported,
     ReactionAdded,
     ReactionRemoved,
     StatusError,
@@ -41,6 +43,7 @@ from contracts.messages import (
 )
 from contracts.raw import RawDelivery
 from streams.normalize.errors import MalformedField, NormaliseError, UnparseableDelivery
+from streams.normalize.filenames import document_filename
 
 Json = dict[str, Any]
 
@@ -189,6 +192,24 @@ class Chat:
         return cls(jid.chat_id, contact_phone=jid.phone, contact_name=contact_name)
 
 
+#: The chat of an event whose provider did not say which chat (``ChatEvent.chat_id == ""``).
+UNNAMED_CHAT = Chat("")
+
+
+def chat_id_of(value: Any) -> str | None:
+    """The chat id of a WhatsApp address, or None when ``value`` is not one: for the chat an
+    unmodelled event mentions, which must never fail the event that keeps it."""
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    text = str(value)
+    try:
+        jid = normalise_jid(text)
+    except ValueError:
+        return None
+    # A phone, a group, a lid or another @address; not some other id (a call's, a label's).
+    return jid.chat_id if jid.phone or jid.is_group or jid.is_lid or "@" in text else None
+
+
 @dataclass(frozen=True)
 class Author:
     """Who did it; ``outbound`` means the business (its phone, app, API or bot)."""
@@ -242,6 +263,9 @@ class Source:
     ) -> MessageReceived | MessageSent:  # fmt: skip
         model = MessageSent if author.outbound else MessageReceived
         extra = {"origin": origin} if origin else {}
+        media = content.media
+        if media is not None and media.filename is None and content.message_type == "document":
+            media = media.model_copy(update={"filename": document_filename(provider_message_id, media.mime_type)})
         return model(
             **extra,
             **self._base(chat, model.model_fields["type"].default, provider_message_id, occurred_at),
@@ -252,7 +276,7 @@ class Source:
             message_type=content.message_type,
             text=content.text,
             caption=content.caption,
-            media=content.media,
+            media=media,
             location=content.location,
             contacts=content.contacts,
             link=content.link,
@@ -275,6 +299,28 @@ class Source:
             origin="agent" if author.outbound else "user",
             direction="outbound" if author.outbound else "inbound",
             provider_type=provider_type,
+            reason=reason,
+            raw=raw,
+        )
+
+    def provider_event(
+        self, provider_type: str, raw: Any, *, chat_id: str | None = None, key: str = "",
+        occurred_at: datetime | None = None, reason: str | None = None,
+    ) -> ProviderEventUnsupported:  # fmt: skip
+        """A webhook event that is not a message. Its id comes from ``key`` (what the provider
+        names it by, if anything) and its content, so a redelivery or a replay is the same event."""
+        raw = raw if isinstance(raw, dict) else {"value": raw}
+        digest = hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return ProviderEventUnsupported(
+            event_id=event_id(self.provider, self.channel, key, "provider_event_unsupported", provider_type, digest),
+            chat_key=chat_key(self.provider, self.channel, chat_id or ""),
+            occurred_at=occurred_at or self.delivery.received_at,
+            received_at=self.delivery.received_at,
+            provider=self.provider,
+            channel_id=self.channel,
+            delivery_id=self.delivery.delivery_id,
+            provider_type=provider_type,
+            chat_id=chat_id,
             reason=reason,
             raw=raw,
         )

@@ -5,7 +5,12 @@ One POST is one event: ``messages.upsert`` / ``send.message`` (a message, inboun
 own: the envelope's ``date_time`` stands in), ``messages.delete``. Baileys wraps content
 (``ephemeralMessage``, ``viewOnceMessage*``, ``documentWithCaptionMessage``,
 ``editedMessage``) and signals deletions and edits as ``protocolMessage``. The channel is
-the ``instance`` name. Other events (connection, contacts, chats) yield no events.
+the ``instance`` name. ``messages.set`` (history synced on connecting) gives one
+``MessageUnsupported`` per past message, under its own id. Every other event (contacts,
+chats, groups, group participants, presence, connection, QR code, calls, labels...) gives
+one ``ProviderEventUnsupported`` per item of ``data``, with the chat it names; the QR
+code's pairing secrets are left out of it.
+The kinds table is in ``streams/normalize/README.md``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from streams.normalize.providers.common import (
     as_float,
     as_int,
     as_str,
+    chat_id_of,
     load_body,
     parse_vcard,
     when,
@@ -73,14 +79,77 @@ def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = froz
         build, context = _update, (source, fallback)
     elif event == "messages.delete":
         build, context = _delete, (source, fallback)
+    elif event == "messages.set":
+        build, context = _past, (source, business, business_numbers, fallback)
     else:
-        return Normalised([])
+        build, context = _other, (source, event, fallback)
     items, data = Items(), body["data"]
-    if isinstance(data, list):
+    if isinstance(data, dict) and event == "messages.set" and isinstance(data.get("messages"), list):
+        items.each("data.messages", data["messages"], build, *context)
+    elif isinstance(data, list):
         items.each("data", data, build, *context)
-    else:
+    elif data not in (None, {}):
         items.one("data", data, build, *context)
+    if not items.events and not items.failures:  # no item: one trace of the 200 all the same
+        items.events.append(source.provider_event(event, {"event": body["event"], "data": data}, occurred_at=fallback,
+                                                  reason="a delivery with no items"))  # fmt: skip
     return items.result()
+
+
+# Pairing secrets of ``qrcode.updated``: whoever holds them can link a device to the number.
+_QR_SECRETS = frozenset({"code", "base64", "pairingCode"})
+
+
+def _other(item: Any, source: Source, event: str, fallback: datetime) -> MessageEvent:
+    """An event we do not model; never fails on its content, which is what we keep it for."""
+    record = item if isinstance(item, dict) else {"value": item}
+    if event == "qrcode.updated":
+        record = _without_qr_secrets(record)
+    key = record.get("id") if isinstance(record.get("id"), str) else ""
+    chat = chat_id_of(item) if isinstance(item, str) else _mentioned_chat(record)
+    return source.provider_event(event, record, chat_id=chat, key=key, occurred_at=fallback)
+
+
+def _past(
+    data: Any, source: Source, business: str | None, ours: Collection[str], fallback: datetime
+) -> MessageEvent:
+    """messages.set, the history Baileys syncs on connecting: a past message is kept as an
+    unsupported message under its own id (a later version that models history upgrades the
+    row in place); anything else in it as an unmodelled event."""
+    key = data.get("key") if isinstance(data, dict) else None
+    if not isinstance(key, dict) or not key.get("id") or not key.get("remoteJid"):
+        return _other(data, source, "messages.set", fallback)
+    jid = _chat_jid(key)
+    outbound = bool(key["fromMe"]) if "fromMe" in key else phone_digits(key.get("participant") or jid) in ours
+    sender = business if outbound else normalise_jid(key.get("participant") or jid).chat_id
+    author = Author(outbound, sender, as_str(data.get("pushName")))
+    occurred_at = when(_timestamp(data.get("messageTimestamp")), fallback, "messageTimestamp")
+    kind, _ = _unwrap(data.get("message") or {}, data.get("messageType"))
+    return source.unsupported(
+        Chat.from_jid(jid), author, occurred_at, provider_type=f"messages.set:{kind}", provider_message_id=key["id"],
+        raw=data, reason="history sync",
+    )
+
+
+def _without_qr_secrets(record: Json) -> Json:
+    """The record minus the secrets, naming the fields it lost (``msgmem_removed``)."""
+    inner = record.get("qrcode") if isinstance(record.get("qrcode"), dict) else {}
+    removed = sorted({*(_QR_SECRETS & record.keys()), *(f"qrcode.{k}" for k in _QR_SECRETS & inner.keys())})
+    if not removed:
+        return record
+    kept = {k: v for k, v in record.items() if k not in _QR_SECRETS}
+    if inner:
+        kept["qrcode"] = {k: v for k, v in inner.items() if k not in _QR_SECRETS}
+    return {**kept, "msgmem_removed": removed}
+
+
+def _mentioned_chat(record: Json) -> str | None:
+    key = record.get("key") if isinstance(record.get("key"), dict) else {}
+    for value in (record.get("remoteJid"), key.get("remoteJid"), record.get("chatId"), record.get("from"),
+                  record.get("id")):  # fmt: skip
+        if found := chat_id_of(value):
+            return found
+    return None
 
 
 def _chat_jid(key: Json) -> str:

@@ -4,8 +4,15 @@ One POST nests ``entry[] x changes[]``; a ``messages`` change holds inbound
 ``messages[]`` and/or ``statuses[]`` of the business's sends, an ``smb_message_echoes``
 change holds ``message_echoes[]`` (sends from the WhatsApp Business app). Sends through
 the Cloud API itself are never echoed: they reach us through ingest's outbound endpoint.
-The channel is ``metadata.phone_number_id``. Changes of other fields (account, template,
-quality updates) concern no chat and yield no events; they stay on wa.raw.
+The channel is ``metadata.phone_number_id``. A ``messages`` change may also carry
+``errors[]`` of its own (no message): each becomes a ``ProviderEventUnsupported``. ``history``
+(the WhatsApp Business app's past chats, on coexistence onboarding) gives one
+``MessageUnsupported`` per past message, under its own id, so a later version that models
+them upgrades the rows in place. ``smb_app_state_sync``, ``user_preferences`` and ``calls``
+give one ``ProviderEventUnsupported`` per item, with its chat; any other field (account,
+template, quality and capability updates...) one per change, with no chat. The channel of
+those is the change's phone_number_id when it names one, else the WhatsApp Business
+Account id (``entry[].id``). The kinds table is in ``streams/normalize/README.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from streams.normalize.providers.common import (
     Source,
     as_int,
     as_str,
+    chat_id_of,
     load_body,
     status_errors,
     when,
@@ -54,27 +62,107 @@ def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = froz
         raise UnparseableDelivery("WhatsApp Cloud API webhook without entry[]")
     items = Items()
     items.within("entry", entries, _entry, delivery)
+    if not items.events and not items.failures:  # no change at all: still one trace of the 200
+        source = Source(PROVIDER, delivery.channel or "", delivery)
+        items.events.append(source.provider_event("empty", body, reason="a delivery with no changes"))
     return items.result()
 
 
 def _entry(items: Items, entry: Json, path: str, delivery: RawDelivery) -> None:
-    items.within(f"{path}.changes", entry.get("changes"), _change, delivery)
+    items.within(f"{path}.changes", entry.get("changes"), _change, delivery, entry)
 
 
-def _change(items: Items, change: Json, path: str, delivery: RawDelivery) -> None:
-    """``messages[]`` are always the contact's, ``message_echoes[]`` always the business's."""
-    if change.get("field") not in MESSAGE_FIELDS:
+# Fields whose value holds a list of items that each concern one chat: field -> (list, chat of an item).
+_PER_ITEM: dict[str, tuple[str, Any]] = {
+    "smb_app_state_sync": ("state_sync", lambda i: (i.get("contact") or {}).get("phone_number")),
+    "user_preferences": ("user_preferences", lambda i: i.get("wa_id")),
+    "calls": ("calls", lambda i: i.get("to") if i.get("direction") == "BUSINESS_INITIATED" else i.get("from")),
+}
+
+
+def _change(items: Items, change: Json, path: str, delivery: RawDelivery, entry: Json) -> None:
+    """``messages[]`` are always the contact's, ``message_echoes[]`` always the business's.
+    A change that yields nothing else still leaves one event: none is dropped without a trace."""
+    found = len(items.events) + len(items.failures)
+    field = as_str(change.get("field")) or "unknown"
+    value = change.get("value") if isinstance(change.get("value"), dict) else {}
+    if field in MESSAGE_FIELDS and change.get("value") is not None and not value:
+        raise MalformedField("value", f"not an object ({type(change['value']).__name__})")
+    metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+    if field in MESSAGE_FIELDS:
+        channel = as_str(metadata.get("phone_number_id")) or delivery.channel
+        if not channel:
+            raise MalformedField.missing("value.metadata.phone_number_id")
+        source = Source(PROVIDER, channel, delivery)
+        names = _names(value.get("contacts"))
+        items.each(f"{path}.value.messages", value.get("messages"), _message, source, names, False)
+        items.each(f"{path}.value.message_echoes", value.get("message_echoes"), _message, source, names, True)
+        items.each(f"{path}.value.statuses", value.get("statuses"), _status, source)
+        items.each(f"{path}.value.errors", value.get("errors"), _error, source, f"{field}.errors")
+    else:
+        channel = as_str(metadata.get("phone_number_id")) or as_str(entry.get("id")) or delivery.channel or ""
+        source = Source(PROVIDER, channel, delivery)
+        if field == "history":
+            items.within(f"{path}.value.history", value.get("history"), _history, source)
+        elif field in _PER_ITEM:
+            name, chat_of = _PER_ITEM[field]
+            items.each(f"{path}.value.{name}", value.get(name), _item, source, field, chat_of)
+    if len(items.events) + len(items.failures) == found:
+        occurred_at = _lenient_when(value.get("timestamp") or entry.get("time"), delivery.received_at)
+        items.events.append(
+            source.provider_event(field, change, key=as_str(entry.get("id")) or "", occurred_at=occurred_at)
+        )
+
+
+def _lenient_when(value: Any, fallback: datetime) -> datetime:
+    """A time for an unmodelled event: an unreadable one must not fail the event that keeps it."""
+    try:
+        return when(value, fallback)
+    except MalformedField:
+        return fallback
+
+
+def _item(item: Any, source: Source, field: str, chat_of: Any) -> MessageEvent:
+    record = item if isinstance(item, dict) else {"value": item}
+    chat = chat_id_of(chat_of(record))
+    occurred_at = _lenient_when(record.get("timestamp") or (record.get("metadata") or {}).get("timestamp"),
+                                source.delivery.received_at)  # fmt: skip
+    key = as_str(record.get("id")) or ""
+    return source.provider_event(field, record, chat_id=chat, key=key, occurred_at=occurred_at)
+
+
+def _error(item: Any, source: Source, provider_type: str) -> MessageEvent:
+    """An error of the change itself (not of a message or status): Meta's words, no input value."""
+    record = item if isinstance(item, dict) else {"value": item}
+    errors = status_errors([record])
+    reason = f"{errors[0].code}: {errors[0].title or errors[0].message}" if errors else None
+    return source.provider_event(provider_type, record, reason=reason)
+
+
+def _history(items: Items, chunk: Json, path: str, source: Source) -> None:
+    """One chunk of a history sync: its threads' messages, or (errors, an empty chunk) itself."""
+    threads = chunk.get("threads")
+    if not threads:
+        items.events.append(source.provider_event("history", chunk, reason="history chunk without threads"))
         return
-    value = change.get("value") or {}
-    metadata = value.get("metadata") or {}
-    channel = as_str(metadata.get("phone_number_id")) or delivery.channel
-    if not channel:
-        raise MalformedField.missing("value.metadata.phone_number_id")
-    source = Source(PROVIDER, channel, delivery)
-    names = _names(value.get("contacts"))
-    items.each(f"{path}.value.messages", value.get("messages"), _message, source, names, False)
-    items.each(f"{path}.value.message_echoes", value.get("message_echoes"), _message, source, names, True)
-    items.each(f"{path}.value.statuses", value.get("statuses"), _status, source)
+    items.within(f"{path}.threads", threads, _thread, source)
+
+
+def _thread(items: Items, thread: Json, path: str, source: Source) -> None:
+    contact = thread["id"]
+    items.each(f"{path}.messages", thread.get("messages"), _history_message, source, contact)
+
+
+def _history_message(m: Json, source: Source, contact: str) -> MessageEvent:
+    """A past message of the thread with ``contact``: the contact's when it is ``from`` them."""
+    sender = phone_digits(m.get("from"))
+    outbound = sender != phone_digits(contact)
+    occurred_at = when(m.get("timestamp"), source.delivery.received_at)
+    return source.unsupported(
+        Chat.from_jid(contact), Author(outbound, sender), occurred_at,
+        provider_type=f"history:{m.get('type') or 'unknown'}", provider_message_id=m["id"], raw=m,
+        reason="history sync",
+    )  # fmt: skip
 
 
 def _names(contacts: Any) -> dict[Any, Any]:
@@ -164,8 +252,13 @@ def _contact(card: Json) -> ContactCard:
 
 
 def _unsupported(source: Source, chat: Chat, author: Author, occurred_at: datetime, kind: str, m: Json) -> MessageEvent:
+    """Meta's own ``unsupported`` type says what it was in ``unsupported.type`` (edit, revoke,
+    poll_creation...): that is the provider type, ``unsupported:edit``."""
     errors = status_errors(m.get("errors"))
     reason = (errors[0].message or errors[0].title) if errors else None
+    inner = m.get("unsupported")
+    if kind == "unsupported" and isinstance(inner, dict) and as_str(inner.get("type")):
+        kind = f"unsupported:{inner['type']}"
     return source.unsupported(
         chat, author, occurred_at, provider_type=kind, provider_message_id=m["id"], reason=reason, raw=m
     )

@@ -1,10 +1,14 @@
 """Whapi.Cloud webhooks -> wa.messages events.
 
-One POST carries ``messages[]`` (inbound and, with ``from_me``, the business's own sends)
-and/or ``statuses[]`` (string timestamps), plus ``channel_id``. Reactions, edits and
-deletions arrive as messages of ``type: "action"`` pointing at ``action.target``.
-Other webhook kinds (chats, groups, presences) carry no message and yield no events;
-they stay on wa.raw.
+One POST names its kind in ``event`` (``{"type": "messages", "event": "post"}``) and carries
+``channel_id`` and one section per kind: ``messages[]`` (inbound and, with ``from_me``, the
+business's own sends), ``statuses[]`` (string timestamps), ``messages_updates[]``
+(messages.patch: ``before_update``/``after_update``, or ``before``/``after``, of an edited
+message), ``messages_removed[]`` (messages.delete: message ids only, so the chat is unnamed).
+Reactions, edits and deletions also arrive as messages of ``type: "action"`` pointing at
+``action.target``. Every other section (chats, contacts, groups, presences, calls, labels...)
+becomes one ``ProviderEventUnsupported`` per item: not a message, kept and counted. The kinds
+table is in ``streams/normalize/README.md``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 from contracts.ids import normalise_jid, phone_digits, sha256_hex
 from contracts.messages import LinkPreview, Location, MediaRef, MessageEvent
 from contracts.raw import RawDelivery
-from streams.normalize.errors import MalformedField, UnparseableDelivery
+from streams.normalize.errors import MalformedField, NormaliseError, UnparseableDelivery
 from streams.normalize.providers.common import (
     Author,
     Chat,
@@ -24,9 +28,11 @@ from streams.normalize.providers.common import (
     Json,
     Normalised,
     Source,
+    UNNAMED_CHAT,
     as_float,
     as_int,
     as_str,
+    chat_id_of,
     load_body,
     parse_vcard,
     status_errors,
@@ -45,11 +51,18 @@ _STATUSES = {
 }  # fmt: skip
 
 
+_ENVELOPE = frozenset({"event", "channel_id"})
+_MODELLED = frozenset({"messages", "statuses", "messages_updates", "messages_removed"})
+# An edit changes what a message says; a patch of anything else (a poll's votes, say) is no edit.
+_TEXT_CHANGES = frozenset({"text", "body", "caption", "content"})
+
+
 def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = frozenset()) -> Normalised:
-    """Each of ``messages[]`` and ``statuses[]`` on its own: a bad one fails at its path."""
+    """Each item of each section on its own: a bad one fails at its path (``messages[2]``).
+    A delivery with nothing in it still leaves one event, so no 200 vanishes."""
     body = load_body(delivery)
-    if not isinstance(body, dict) or not ({"messages", "statuses", "event"} & body.keys()):
-        raise UnparseableDelivery("not a Whapi webhook: no messages, statuses or event")
+    if not isinstance(body, dict) or not ("event" in body or body.keys() - _ENVELOPE):
+        raise UnparseableDelivery("not a Whapi webhook: no event and no section")
     channel = as_str(body.get("channel_id")) or delivery.channel
     if not channel:
         raise UnparseableDelivery("Whapi webhook without channel_id")
@@ -57,11 +70,56 @@ def normalise(delivery: RawDelivery, *, business_numbers: Collection[str] = froz
     items = Items()
     items.each("messages", body.get("messages"), _message, source, business_numbers)
     items.each("statuses", body.get("statuses"), _status, source)
+    items.each("messages_updates", body.get("messages_updates"), _patched, source, business_numbers)
+    items.each("messages_removed", body.get("messages_removed"), _removed, source)
+    event = body.get("event") if isinstance(body.get("event"), dict) else {}
+    kind = f"{event.get('type')}.{event.get('event')}" if event.get("type") and event.get("event") else None
+    for section, value in body.items():
+        if section not in _MODELLED and section not in _ENVELOPE:
+            provider_type = kind if kind and section.startswith(str(event["type"])) else section
+            _unmodelled(items, section, value, source, provider_type)
+    if not items.events and not items.failures:
+        items.events.append(source.provider_event(kind or "empty", body, reason="a delivery with no items"))
     return items.result()
 
 
-def _message(m: Json, source: Source, business_numbers: Collection[str]) -> MessageEvent:
-    pmid, kind = m["id"], m.get("type") or "unknown"
+def _unmodelled(items: Items, section: str, value: Any, source: Source, provider_type: str) -> None:
+    """A section we do not model: one event per item (a list), or one for the whole value."""
+    if isinstance(value, list):
+        items.each(section, value, _other, source, provider_type)
+    elif value not in (None, "", {}):
+        items.one(section, value, _other, source, provider_type)
+
+
+def _other(item: Any, source: Source, provider_type: str) -> MessageEvent:
+    """Never fails on the item's content: what it is not is exactly what we keep it for."""
+    record = item if isinstance(item, dict) else {"value": item}
+    key = record.get("id") if isinstance(record.get("id"), str) else ""
+    try:
+        occurred_at = when(record.get("timestamp"), source.delivery.received_at)
+    except MalformedField:
+        occurred_at = source.delivery.received_at
+    return source.provider_event(
+        provider_type, record, chat_id=_mentioned_chat(item), key=key, occurred_at=occurred_at
+    )
+
+
+def _mentioned_chat(item: Any) -> str | None:
+    """The chat an unmodelled item is about, if it names one (a chat, contact or group id)."""
+    if isinstance(item, str):
+        return chat_id_of(item)
+    if not isinstance(item, dict):
+        return None
+    for key in ("chat_id", "contact_id", "group_id", "from", "id"):
+        if found := chat_id_of(item.get(key)):
+            return found
+    for key in ("after_update", "after", "before_update", "before"):
+        if isinstance(item.get(key), dict):
+            return _mentioned_chat(item[key])
+    return None
+
+
+def _who(m: Json, business_numbers: Collection[str]) -> tuple[Chat, Author]:
     sender = normalise_jid(m["from"]).chat_id if m.get("from") else None
     outbound = bool(m["from_me"]) if "from_me" in m else phone_digits(sender) in business_numbers
     name = as_str(m.get("from_name"))
@@ -70,7 +128,12 @@ def _message(m: Json, source: Source, business_numbers: Collection[str]) -> Mess
         group_name=as_str(m.get("chat_name")),
         contact_name=as_str(m.get("chat_name")) if outbound else name,
     )
-    author = Author(outbound, sender, name)
+    return chat, Author(outbound, sender, name)
+
+
+def _message(m: Json, source: Source, business_numbers: Collection[str]) -> MessageEvent:
+    pmid, kind = m["id"], m.get("type") or "unknown"
+    chat, author = _who(m, business_numbers)
     occurred_at = when(m.get("timestamp"), source.delivery.received_at)
     if kind == "action":
         return _action(source, chat, author, m, occurred_at)
@@ -156,6 +219,64 @@ def _edited_text(action: Json) -> str | None:
     if isinstance(text, dict):
         text = text.get("body")
     return as_str(content.get("body") or text or content.get("caption"))
+
+
+def _patched(u: Json, source: Source, business_numbers: Collection[str]) -> MessageEvent:
+    """messages.patch: the message as it was and as it is. A changed text or caption (or a
+    ``changes`` list or trigger saying so) is an edit of the original message id; any other
+    patch, or one whose new text cannot be read (an edit to nothing would blank the stored
+    message), is kept as an unmodelled event about that message."""
+    after, before = _part(u, "after_update", "after"), _part(u, "before_update", "before")
+    message = after or before
+    target = as_str(u.get("id")) or as_str(message.get("id"))
+    if not target:
+        raise MalformedField.missing("id")
+    trigger = u.get("trigger") if isinstance(u.get("trigger"), dict) else {}
+    new_text = _text(after)
+    changes = u.get("changes") if isinstance(u.get("changes"), list) else []
+    edited = new_text is not None and (
+        bool(_TEXT_CHANGES & {str(c) for c in changes})
+        or (trigger.get("action") or {}).get("type") == "edit"
+        or new_text != _text(before)
+    )
+    if not edited:
+        return source.provider_event("messages.patch", u, chat_id=_mentioned_chat(message), key=target)
+    if message.get("chat_id"):
+        chat, author = _who(message, business_numbers)
+    elif trigger.get("chat_id"):
+        chat, author = _who(trigger, business_numbers)
+    else:
+        chat, author = UNNAMED_CHAT, Author(bool(message.get("from_me")))
+    occurred_at = when(trigger.get("timestamp") or after.get("edited_at"), source.delivery.received_at,
+                       "trigger.timestamp")  # fmt: skip
+    return source.edited(
+        chat, author, occurred_at, target=target, new_text=new_text, raw=u, provider_message_id=as_str(trigger.get("id"))
+    )
+
+
+def _part(u: Json, *names: str) -> Json:
+    return next((u[n] for n in names if isinstance(u.get(n), dict)), {})
+
+
+def _text(m: Json) -> str | None:
+    """What a message says: its text, or its media's caption."""
+    part = m.get(m.get("type") or "")
+    if isinstance(part, dict):
+        return as_str(part.get("body") or part.get("caption"))
+    return None
+
+
+def _removed(item: Any, source: Source) -> MessageEvent:
+    """messages.delete: usually a bare message id, so the chat is unnamed. Whapi reports what
+    the channel's own account removed, hence outbound unless the item says ``from_me: false``."""
+    if isinstance(item, str) and item:
+        return source.deleted(UNNAMED_CHAT, Author(outbound=True), source.delivery.received_at, target=item,
+                              raw={"id": item})  # fmt: skip
+    if not isinstance(item, dict):
+        raise NormaliseError(f"not a message id ({type(item).__name__})")
+    chat = Chat.from_jid(item["chat_id"]) if item.get("chat_id") else UNNAMED_CHAT
+    occurred_at = when(item.get("timestamp"), source.delivery.received_at)
+    return source.deleted(chat, Author(bool(item.get("from_me", True))), occurred_at, target=item["id"], raw=item)
 
 
 def _status(s: Json, source: Source) -> MessageEvent:

@@ -62,7 +62,7 @@ def test_wire_name_is_the_type_literal_never_a_class_path() -> None:
     assert "MessageDeleted" not in encode_event(_deleted()).decode()
     assert {m.model_fields["type"].default for m in EVENT_MODELS} == {
         "message_received", "message_sent", "message_edited", "message_deleted", "reaction_added",
-        "reaction_removed", "status_updated", "consent_changed", "message_unsupported",
+        "reaction_removed", "status_updated", "consent_changed", "message_unsupported", "provider_event_unsupported",
     }  # fmt: skip
 
 

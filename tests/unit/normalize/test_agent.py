@@ -113,3 +113,25 @@ def test_an_inline_record_a_sender_put_in_an_outbound_event_is_dropped() -> None
         [output] = outputs_for(InputRecord("wa.raw", 1, 99, d.key, d.body, tuple(d.kafka_headers())), NormaliseConfig())
         got = messages.decode_event(output.value).media.inline_record  # type: ignore[union-attr]
         assert got == (RecordRef(topic="wa.raw", partition=1, offset=99) if inline else None)
+
+
+def test_unsupported_events_are_counted_by_provider_and_kind() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streams.normalize.agent import NormalizeMetrics
+    from tests.unit.normalize.test_kinds import kind_bytes
+
+    registry = CollectorRegistry()
+    metrics = NormalizeMetrics(registry)
+    presences = orjson.loads(kind_bytes("whapi", "presences.post"))
+    presences["presences"] *= 3
+    odd = {"messages": [dict(whapi_messages(1)["messages"][0], type="no such {type}")], "channel_id": "CH"}
+    for body in (presences, orjson.loads(kind_bytes("whapi", "messages.post")), odd):
+        outputs_for(record(orjson.dumps(body)), NormaliseConfig(), metrics=metrics)
+
+    def count(kind: str) -> float | None:
+        return registry.get_sample_value("msgmem_normalize_unsupported_total", {"provider": "whapi", "kind": kind})
+
+    assert count("presences.post") == 3.0
+    assert count("other") == 1.0  # a kind that is not a plain name, so no payload value becomes a label
+    assert count("text") is None  # modelled messages are not counted

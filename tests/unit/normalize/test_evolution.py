@@ -14,6 +14,7 @@ from contracts.messages import (
     MessageReceived,
     MessageSent,
     MessageUnsupported,
+    ProviderEventUnsupported,
     ReactionAdded,
     ReactionRemoved,
     StatusUpdated,
@@ -202,6 +203,10 @@ def test_poll_is_unsupported() -> None:
     assert event.raw["message"] == poll
 
 
-def test_other_events_carry_no_events() -> None:
+def test_other_events_are_kept_as_unmodelled_events() -> None:
     body = {"event": "connection.update", "instance": CH, "data": {"state": "open"}}
-    assert normalise(delivery("evolution", body=orjson.dumps(body))) == []
+    [event] = normalise(delivery("evolution", body=orjson.dumps(body)))
+    assert isinstance(event, ProviderEventUnsupported)
+    assert (event.provider_type, event.chat_id, event.chat_key, event.raw) == (
+        "connection.update", None, f"evolution:{CH}:", {"state": "open"}
+    )

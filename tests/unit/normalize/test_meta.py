@@ -12,6 +12,7 @@ from contracts.messages import (
     MessageReceived,
     MessageSent,
     MessageUnsupported,
+    ProviderEventUnsupported,
     ReactionAdded,
     ReactionRemoved,
     StatusError,
@@ -177,10 +178,14 @@ def test_button_reply_is_interactive_text() -> None:
     assert event.reply_to_provider_message_id == ECHO_ID
 
 
-def test_non_message_fields_carry_no_events() -> None:
+def test_non_message_fields_are_kept_as_unmodelled_events() -> None:
     change = {"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT"}}
     body = {"object": "whatsapp_business_account", "entry": [{"id": "200000000000001", "changes": [change]}]}
-    assert normalise(delivery("meta", body=orjson.dumps(body))) == []
+    [event] = normalise(delivery("meta", body=orjson.dumps(body)))
+    assert isinstance(event, ProviderEventUnsupported)
+    assert (event.provider_type, event.channel_id, event.chat_id, event.raw) == (
+        "account_update", "200000000000001", None, change
+    )
 
 
 def test_meta_alias_gives_the_same_events() -> None:

@@ -15,6 +15,7 @@ from contracts.messages import (
     MessageReceived,
     MessageSent,
     MessageUnsupported,
+    ProviderEventUnsupported,
     ReactionAdded,
     ReactionRemoved,
     StatusUpdated,
@@ -218,9 +219,12 @@ def test_unknown_action_and_type_are_kept_as_unsupported() -> None:
     assert poll.message_id == message_id("whapi", CH, "Wq7.tXa1Bc2De3Fg4Hi5J-gBgTk0aA")
 
 
-def test_other_webhook_kinds_carry_no_events() -> None:
+def test_other_webhook_kinds_are_kept_as_unmodelled_events() -> None:
     body = {"chats": [{"id": f"{DANA}@s.whatsapp.net"}], "event": {"type": "chats", "event": "post"}, "channel_id": CH}
-    assert normalise(delivery("whapi", body=orjson.dumps(body))) == []
+    [event] = normalise(delivery("whapi", body=orjson.dumps(body)))
+    assert isinstance(event, ProviderEventUnsupported)
+    assert (event.provider_type, event.chat_id, event.chat_key) == ("chats.post", DANA, f"whapi:{CH}:{DANA}")
+    assert event.raw == body["chats"][0]
 
 
 def test_channel_falls_back_to_the_delivery() -> None:
