@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from contracts.settings import Settings
-from ingest.errors import BrokerUnavailable, IngestError, MethodNotAllowed
+from ingest.errors import IngestError, MethodNotAllowed
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher, Publisher
 from ingest.routes import DELIVERY_ROUTES, router
@@ -48,7 +48,7 @@ def create_app(settings: Settings, publisher: Publisher | None = None, *, tune_g
     @app.exception_handler(IngestError)
     async def ingest_error(_request: Request, exc: IngestError) -> JSONResponse:
         headers = {}
-        if isinstance(exc, BrokerUnavailable):
+        if exc.retry_later:
             headers["Retry-After"] = str(settings.ingest_retry_after_seconds)
         elif isinstance(exc, MethodNotAllowed):
             headers["Allow"] = "POST"
