@@ -16,6 +16,7 @@ from ingest.publisher import KafkaPublisher, Publisher
 from ingest.routes import DELIVERY_ROUTES, router
 from ingest.service import IngestService
 from msgmem.gc_tuning import settle_gc
+from msgmem.openapi import docs_urls
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def create_app(settings: Settings, publisher: Publisher | None = None, *, tune_g
         finally:
             await chosen.stop()
 
-    app = FastAPI(title="Message Memory ingest", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="Message Memory ingest", lifespan=lifespan, **docs_urls(settings))
     app.router.routes.extend(DELIVERY_ROUTES)
     app.include_router(router)
 
