@@ -32,9 +32,9 @@ def looks_like_placeholder(value: str) -> bool:
 def secret_problem(name: str, value: str) -> str | None:
     """Why ``value`` may not be the production secret of setting ``name`` (upper-case), or None."""
     if looks_like_placeholder(value):
-        return f"{name} holds a placeholder value; set a real secret in production"
+        return f"{name} holds a placeholder value; production needs a real one"
     if len(value) < MIN_SECRET_LENGTH:
-        return f"{name} is shorter than {MIN_SECRET_LENGTH} characters; production needs a longer secret"
+        return f"{name} is shorter than {MIN_SECRET_LENGTH} characters; production needs a longer one"
     return None
 
 

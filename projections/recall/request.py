@@ -38,6 +38,13 @@ def _valid_text(value: str) -> str:
     return value
 
 
+def _valid_key(value: str) -> str:
+    """A chat key is one line of text: not even tab, newline or carriage return."""
+    if any(c in value for c in "\t\n\r"):
+        raise PydanticCustomError("invalid_characters", "contains NUL, a control character or a noncharacter")
+    return _valid_text(value)
+
+
 class InvalidQuery(Exception):
     """A malformed recall request; ``reason`` names fields and error types only."""
 
@@ -49,7 +56,7 @@ class InvalidQuery(Exception):
 class RecallQuery(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
 
-    chat: Annotated[str, Field(min_length=1, max_length=MAX_CHAT_CHARS), AfterValidator(_valid_text)]
+    chat: Annotated[str, Field(min_length=1, max_length=MAX_CHAT_CHARS), AfterValidator(_valid_key)]
     q: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS), AfterValidator(_valid_text)]
     k: int = Field(10, ge=1)
     min_similarity: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False)
