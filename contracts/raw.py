@@ -1,8 +1,10 @@
 """wa.raw: one record per provider delivery, the body kept byte for byte.
 
 The Kafka value is the HTTP body exactly as received (so signatures can be re-verified
-and nothing is lost to re-encoding); everything else travels in record headers. The key
-is ``provider:channel`` so one channel's deliveries stay in order.
+and nothing is lost to re-encoding), save for secrets ingest took out of it: Evolution's
+``apikey`` value becomes ``"[redacted]"``, and header ``mm-redacted`` names what was taken
+(``apikey``). Everything else travels in record headers. The key is ``provider:channel``
+so one channel's deliveries stay in order.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ H_PROVIDER = "mm-provider"
 H_CHANNEL = "mm-channel"
 H_RECEIVED_AT = "mm-received-at"
 H_SCHEMA_VERSION = "mm-schema-version"
+H_REDACTED = "mm-redacted"  # comma-separated body members whose values ingest redacted
 H_HTTP_PREFIX = "http-"
 
 KafkaHeaders = list[tuple[str, bytes]]
@@ -35,6 +38,8 @@ class RawDelivery(BaseModel):
     received_at: datetime
     headers: dict[str, str] = Field(default_factory=dict)
     body: bytes
+    #: members of the body whose values ingest replaced before appending (Evolution: apikey)
+    redacted: tuple[str, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     @field_validator("received_at")
@@ -57,6 +62,8 @@ class RawDelivery(BaseModel):
         ]
         if self.channel:
             headers.append((H_CHANNEL, self.channel.encode()))
+        if self.redacted:
+            headers.append((H_REDACTED, ",".join(self.redacted).encode()))
         headers.extend((H_HTTP_PREFIX + name, value.encode()) for name, value in sorted(self.headers.items()))
         return headers
 
@@ -81,5 +88,6 @@ class RawDelivery(BaseModel):
             received_at=datetime.fromisoformat(meta[H_RECEIVED_AT]),
             headers=http,
             body=value,
+            redacted=tuple(m for m in meta.get(H_REDACTED, "").split(",") if m),
             schema_version=int(meta.get(H_SCHEMA_VERSION, SCHEMA_VERSION)),
         )

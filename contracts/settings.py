@@ -11,9 +11,10 @@ import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contracts.secret_policy import production_problems
 from contracts.topics import RAW, RAW_HEADERS_ALLOWANCE
 
 
@@ -32,7 +33,10 @@ def _default_cache_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a refused setting is named, its value (maybe a secret) never shown.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Environment = Environment.DEVELOPMENT
     log_level: str = "INFO"
@@ -70,6 +74,16 @@ class Settings(BaseSettings):
     ingest_host: str = "127.0.0.1"
     ingest_port: int = Field(8080, ge=0)
     ingest_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    # Per provider, below INGEST_MAX_BODY_BYTES (unset: that). Meta documents webhook
+    # payloads of up to 3 MB; Whapi, Evolution (whose webhook_base64 mode inlines media)
+    # and outbound senders document none.
+    ingest_meta_max_body_bytes: int | None = Field(3 * 1024 * 1024, ge=1024)
+    ingest_whapi_max_body_bytes: int | None = Field(None, ge=1024)
+    ingest_evolution_max_body_bytes: int | None = Field(None, ge=1024)
+    ingest_outbound_max_body_bytes: int | None = Field(None, ge=1024)
+    # Deliveries handled at once (503 + Retry-After above), and how long a body may take to arrive (408).
+    ingest_max_in_flight: int = Field(256, ge=1)
+    ingest_body_timeout_seconds: float = Field(15.0, gt=0)
     ingest_publish_timeout_seconds: float = Field(5.0, gt=0)
     ingest_retry_after_seconds: int = Field(5, ge=1)
     ingest_api_key: SecretStr | None = None
@@ -101,6 +115,7 @@ class Settings(BaseSettings):
 
     projector_group: str = "msgmem-projector"
     projector_metrics_port: int = Field(0, ge=0)
+    projector_metrics_host: str = "127.0.0.1"  # where every projector's metrics endpoint listens
     media_projector_group: str = "msgmem-media-projector"
     media_projector_metrics_port: int = Field(0, ge=0)
     deleted_messages: Literal["keep", "redact"] = "keep"
@@ -189,6 +204,8 @@ class Settings(BaseSettings):
     recall_api_key: SecretStr | None = None
     recall_host: str = "127.0.0.1"
     recall_port: int = Field(8090, ge=0)
+    # /docs and /openapi.json of ingest and recall; unset: served except in production.
+    serve_openapi: bool | None = None
 
     @field_validator("opt_out_keywords", "opt_in_keywords", "business_numbers", mode="before")
     @classmethod
@@ -197,7 +214,17 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("kafka_max_message_bytes", mode="before")
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and not value.strip() and info.field_name in cls._secret_fields():
+            return None
+        return value
+
+    @field_validator(
+        "kafka_max_message_bytes", "ingest_meta_max_body_bytes", "ingest_whapi_max_body_bytes",
+        "ingest_evolution_max_body_bytes", "ingest_outbound_max_body_bytes", "serve_openapi", mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -238,12 +265,12 @@ class Settings(BaseSettings):
         return value.expanduser()
 
     @model_validator(mode="after")
-    def _refuse_placeholders_in_production(self) -> "Settings":
+    def _refuse_weak_secrets_in_production(self) -> "Settings":
         if self.environment is Environment.PRODUCTION:
-            for name in self._secret_fields():
-                value = getattr(self, name)
-                if value is not None and _looks_like_placeholder(value.get_secret_value()):
-                    raise ValueError(f"{name.upper()} holds a placeholder value; set a real secret in production")
+            secrets = [(n.upper(), v.get_secret_value()) for n in self._secret_fields() if (v := getattr(self, n))]
+            problems = production_problems(secrets, self.database_url)
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
 
     @classmethod
@@ -251,11 +278,22 @@ class Settings(BaseSettings):
         return [n for n, f in cls.model_fields.items() if f.annotation in (SecretStr, SecretStr | None)]
 
     @property
+    def openapi_served(self) -> bool:
+        """Whether ingest and recall serve /docs and /openapi.json (SERVE_OPENAPI; unset: not in production)."""
+        return self.serve_openapi if self.serve_openapi is not None else self.environment is not Environment.PRODUCTION
+
+    @property
     def ingest_body_limit(self) -> int:
         """The largest webhook body ingest accepts: INGEST_MAX_BODY_BYTES, lowered so that a
         delivery plus its headers always fits wa.raw's record limit (so a 200 is never given
         for a delivery the broker would refuse)."""
         return min(self.ingest_max_body_bytes, RAW.limit(self.kafka_max_message_bytes) - RAW_HEADERS_ALLOWANCE)
+
+    def ingest_body_limit_of(self, provider: str) -> int:
+        """The largest body of ``provider`` (whapi, meta, evolution, outbound): its own cap
+        (INGEST_<PROVIDER>_MAX_BODY_BYTES) if set, never above ``ingest_body_limit``."""
+        own = getattr(self, f"ingest_{provider}_max_body_bytes", None)
+        return min(own, self.ingest_body_limit) if own else self.ingest_body_limit
 
     @property
     def database_is_transaction_pooler(self) -> bool:
@@ -265,9 +303,4 @@ class Settings(BaseSettings):
     @property
     def statement_cache_size(self) -> int:
         return 0 if self.database_is_transaction_pooler else self.database_statement_cache_size
-
-
-def _looks_like_placeholder(value: str) -> bool:
-    lowered = value.strip().lower()
-    return lowered in {"", "changeme", "change-me", "secret", "placeholder", "xxx"} or lowered.startswith("replace-")
 

@@ -10,12 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from contracts.settings import Settings
-from ingest.errors import BrokerUnavailable, IngestError, MethodNotAllowed
+from ingest.errors import IngestError, MethodNotAllowed
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher, Publisher
 from ingest.routes import DELIVERY_ROUTES, router
 from ingest.service import IngestService
 from msgmem.gc_tuning import settle_gc
+from msgmem.openapi import docs_urls
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,14 @@ def create_app(settings: Settings, publisher: Publisher | None = None, *, tune_g
         finally:
             await chosen.stop()
 
-    app = FastAPI(title="Message Memory ingest", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="Message Memory ingest", lifespan=lifespan, **docs_urls(settings))
     app.router.routes.extend(DELIVERY_ROUTES)
     app.include_router(router)
 
     @app.exception_handler(IngestError)
     async def ingest_error(_request: Request, exc: IngestError) -> JSONResponse:
         headers = {}
-        if isinstance(exc, BrokerUnavailable):
+        if exc.retry_later:
             headers["Retry-After"] = str(settings.ingest_retry_after_seconds)
         elif isinstance(exc, MethodNotAllowed):
             headers["Allow"] = "POST"

@@ -7,6 +7,8 @@ from __future__ import annotations
 class IngestError(Exception):
     status_code = 500
     outcome = "error"
+    #: answered with Retry-After: the provider should send it again later
+    retry_later = False
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -33,6 +35,13 @@ class PayloadTooLarge(IngestError):
     outcome = "too_large"
 
 
+class BodyTimeout(IngestError):
+    """The body did not arrive within INGEST_BODY_TIMEOUT_SECONDS."""
+
+    status_code = 408
+    outcome = "body_timeout"
+
+
 class MalformedBody(IngestError):
     status_code = 400
     outcome = "malformed"
@@ -55,3 +64,12 @@ class BrokerUnavailable(IngestError):
 
     status_code = 503
     outcome = "unavailable"
+    retry_later = True
+
+
+class Overloaded(IngestError):
+    """INGEST_MAX_IN_FLIGHT deliveries are being handled already."""
+
+    status_code = 503
+    outcome = "overloaded"
+    retry_later = True

@@ -1,7 +1,9 @@
-"""Accepting a delivery: size cap, verification, JSON check, then a durable append.
+"""Accepting a delivery: header credentials, a capped and timed body read, verification,
+JSON check, redaction of secrets, then a durable append.
 
-The order matters: verification runs on the raw bytes before anything is parsed, and the
-caller gets its answer only after the broker acknowledged the write.
+The order matters: header credentials are checked before the body is read, body
+verification runs on the raw bytes before anything is parsed, and the caller gets its
+answer only after the broker acknowledged the write.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from ingest import providers
 from ingest.body import read_capped
-from ingest.errors import IngestError, InvalidEvent, MalformedBody, UnknownProvider
+from ingest.errors import IngestError, InvalidEvent, MalformedBody, Overloaded, UnknownProvider
 from ingest.metrics import IngestMetrics
 from ingest.providers.base import Provider
 from ingest.publisher import Publisher
@@ -34,54 +36,66 @@ class IngestService:
         self.settings = settings
         self.publisher = publisher
         self.metrics = metrics
+        self._in_flight = 0  # deliveries past their header check (one event loop: a plain counter)
 
     async def receive(
         self, provider_name: str | None, headers: Mapping[str, str], stream: AsyncIterator[bytes]
     ) -> RawDelivery:
-        """Read, verify and append one delivery (``provider_name`` None: the business's own
-        outbound event); raise an ``IngestError`` saying why not. Every outcome is counted."""
-        with self.metrics.in_flight.track_inprogress():
-            return await self._receive(provider_name, dict(headers.items()), stream)
+        """Check, read, verify and append one delivery (``provider_name`` None: the business's
+        own outbound event); raise an ``IngestError`` saying why not. Every outcome is counted.
 
-    async def _receive(
-        self, provider_name: str | None, headers: dict[str, str], stream: AsyncIterator[bytes]
-    ) -> RawDelivery:
-        # headers: a plain dict, one pass; Starlette's Headers scans its list per lookup.
+        A stranger costs no memory: header credentials are checked before the body is read,
+        the body is read only up to the provider's cap and within the body timeout, and at
+        most INGEST_MAX_IN_FLIGHT deliveries are read at once (503 + Retry-After above)."""
+        with self.metrics.in_flight.track_inprogress():
+            # headers: a plain dict, one pass; Starlette's Headers scans its list per lookup.
+            headers = dict(headers.items())
+            provider = self._provider(provider_name)
+            try:
+                authentic = provider.check_headers(self.settings, headers)
+                if self._in_flight >= self.settings.ingest_max_in_flight:
+                    raise Overloaded(f"{self.settings.ingest_max_in_flight} deliveries in flight already")
+                self._in_flight += 1
+                try:
+                    body = await read_capped(headers, stream, self.settings.ingest_body_limit_of(provider.name),
+                                             self.settings.ingest_body_timeout_seconds)  # fmt: skip
+                    if not authentic:
+                        provider.verify_body(self.settings, headers, body)
+                    return await self._append(provider, headers, body)
+                finally:
+                    self._in_flight -= 1
+            except IngestError as exc:
+                self.reject(provider.name, exc)
+                raise
+
+    def _provider(self, provider_name: str | None) -> Provider:
         try:
-            provider = providers.OUTBOUND if provider_name is None else providers.get(provider_name)
+            return providers.OUTBOUND if provider_name is None else providers.get(provider_name)
         except UnknownProvider as exc:
             self.reject("unknown", exc)
             raise
-        try:
-            body = await read_capped(headers, stream, self.settings.ingest_body_limit)
-        except IngestError as exc:
-            self.reject(provider.name, exc)
-            raise
-        return await self.accept(provider, headers, body)
 
-    async def accept(self, provider: Provider, headers: Mapping[str, str], body: bytes) -> RawDelivery:
-        """Verify and append one delivery; raise an ``IngestError`` saying why not."""
-        try:
-            provider.verify(self.settings, headers, body)
-            payload = _parse_json(body)
-            if not isinstance(payload, provider.json_types):
-                raise MalformedBody(f"body is a JSON {_json_type(payload)}; {provider.name} takes {_expected(provider)}")
-            if provider is providers.OUTBOUND:
-                _check_outbound(payload)
-            delivery = RawDelivery(
-                delivery_id=new_delivery_id(),
-                provider=provider.name,
-                channel=provider.channel(payload),
-                received_at=datetime.now(UTC),
-                headers={h: headers[h] for h in provider.kept_headers if h in headers},
-                body=body,
-            )
-            started = time.perf_counter()
-            await self.publisher.publish(delivery)
-            self.metrics.append_seconds.observe(time.perf_counter() - started)
-        except IngestError as exc:
-            self.reject(provider.name, exc)
-            raise
+    async def _append(self, provider: Provider, headers: Mapping[str, str], body: bytes) -> RawDelivery:
+        """Append an authentic delivery (its secrets redacted) once its JSON is of the right shape."""
+        payload = _parse_json(body)
+        if not isinstance(payload, provider.json_types):
+            raise MalformedBody(f"body is a JSON {_json_type(payload)}; {provider.name} takes {_expected(provider)}")
+        if provider is providers.OUTBOUND:
+            _check_outbound(payload)
+        redactor = providers.redactor_of(provider)
+        body, redacted = redactor.redact(body, payload) if redactor is not None else (body, ())
+        delivery = RawDelivery(
+            delivery_id=new_delivery_id(),
+            provider=provider.name,
+            channel=provider.channel(payload),
+            received_at=datetime.now(UTC),
+            headers={h: headers[h] for h in provider.kept_headers if h in headers},
+            body=body,
+            redacted=redacted,
+        )
+        started = time.perf_counter()
+        await self.publisher.publish(delivery)
+        self.metrics.append_seconds.observe(time.perf_counter() - started)
         self.metrics.count(provider.name, "accepted")
         return delivery
 

@@ -28,6 +28,7 @@ from msgmem.localstack.kafka import LocalKafka, kafka_libs
 from msgmem.localstack.postgres import LocalPostgres
 from msgmem.localstack.processes import Child, ChildFailed, env_with, free_port, stdout_sink, stop_all
 from msgmem.migrate import migrate
+from msgmem.private import PRIVATE_DIR_MODE, private_dir, private_umask
 from msgmem.services import SERVICES, Service
 from msgmem.supervisor import Supervisor
 
@@ -76,8 +77,11 @@ class _Interrupted(Exception):
 
 def run_dev(settings: Settings) -> int:
     """Run until interrupted; return the exit code."""
-    state_dir = settings.state_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
+    # Owner-only from here on: the state file, Kafka's and Postgres's data, media, the
+    # children's files (they inherit the umask).
+    private_umask()
+    state_dir = private_dir(settings.state_dir)
+    state_dir.chmod(PRIVATE_DIR_MODE)  # one made by an earlier version too
     state_file = state_dir / "dev-state.json"
     stop = threading.Event()
     reason: list[str] = []

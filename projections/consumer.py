@@ -250,7 +250,9 @@ async def running_projector(
     ``metrics_port``: None for no endpoint, 0 for a free port (tests), else that port.
     """
     metrics = ProjectorMetrics(spec.name)
-    server = MetricsServer(metrics.registry, metrics_port) if metrics_port is not None else None
+    server = None
+    if metrics_port is not None:
+        server = MetricsServer(metrics.registry, metrics_port, settings.projector_metrics_host)
     bound = server.start() if server else None
     pool = await asyncpg.create_pool(
         settings.database_url, min_size=1, max_size=2, statement_cache_size=settings.statement_cache_size

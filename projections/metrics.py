@@ -53,7 +53,7 @@ class ProjectorMetrics:
 class MetricsServer:
     """``/metrics`` on a port of its own (a daemon thread), for processes with no web app."""
 
-    def __init__(self, registry: CollectorRegistry, port: int, host: str = "0.0.0.0") -> None:
+    def __init__(self, registry: CollectorRegistry, port: int, host: str = "127.0.0.1") -> None:
         self._registry, self._port, self._host = registry, port, host
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None

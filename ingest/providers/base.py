@@ -19,11 +19,25 @@ class Provider(Protocol):
     #: JSON types the body may be at its top level (``dict``: an object). Anything else is 400.
     json_types: tuple[type, ...]
 
-    def verify(self, settings: Settings, headers: Mapping[str, str], body: bytes) -> None:
-        """Raise ``Unauthorized`` unless the delivery is authentic. Runs on the raw bytes."""
+    def check_headers(self, settings: Settings, headers: Mapping[str, str]) -> bool:
+        """Runs before the body is read, so a stranger costs no memory: raise ``Unauthorized``
+        when the headers already show the delivery is not authentic (a key missing or wrong,
+        no signature, the provider not configured); True when they prove it authentic, False
+        when only the body can (``verify_body``)."""
+
+    def verify_body(self, settings: Settings, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise ``Unauthorized`` unless the body proves the delivery authentic. Runs on the
+        raw bytes, read up to the provider's cap, when ``check_headers`` returned False."""
 
     def channel(self, payload: Any) -> str | None:
         """The business channel the delivery belongs to, if the body names it."""
+
+
+class Redacting(Protocol):
+    """A provider whose bodies carry a secret that must not be appended (Evolution's apikey)."""
+
+    def redact(self, body: bytes, payload: Any) -> tuple[bytes, tuple[str, ...]]:
+        """The body to append and the names of the members redacted from it (none: unchanged)."""
 
 
 class Handshake(Protocol):
@@ -31,6 +45,10 @@ class Handshake(Protocol):
 
     def handshake(self, settings: Settings, query: Mapping[str, str]) -> str:
         """Return the challenge to echo, or raise ``Forbidden``."""
+
+
+def no_body_check(_settings: Settings, _headers: Mapping[str, str], _body: bytes) -> None:
+    """``verify_body`` of a provider whose headers alone prove a delivery authentic."""
 
 
 def secret_value(settings_value: Any, provider: str, variable: str) -> bytes:

@@ -12,20 +12,24 @@ from typing import Any
 
 from contracts.settings import Settings
 from ingest.errors import Unauthorized
-from ingest.providers.base import bearer_token, same_secret, secret_value
+from ingest.providers.base import bearer_token, no_body_check, same_secret, secret_value
 
 name = "outbound"
 kept_headers = ("content-type", "user-agent")
 json_types: tuple[type, ...] = (dict, list)  # one send, or a list of sends
 
 
-def verify(settings: Settings, headers: Mapping[str, str], body: bytes) -> None:
+def check_headers(settings: Settings, headers: Mapping[str, str]) -> bool:
     expected = secret_value(settings.ingest_api_key, name, "INGEST_API_KEY")
     given = bearer_token(headers) or headers.get("x-api-key")
     if not given:
         raise Unauthorized("missing API key (Authorization: Bearer or X-API-Key)")
     if not same_secret(expected, given):
         raise Unauthorized("wrong API key")
+    return True
+
+
+verify_body = no_body_check
 
 
 def channel(payload: Any) -> str | None:

@@ -7,20 +7,24 @@ from typing import Any
 
 from contracts.settings import Settings
 from ingest.errors import Unauthorized
-from ingest.providers.base import bearer_token, same_secret, secret_value
+from ingest.providers.base import bearer_token, no_body_check, same_secret, secret_value
 
 name = "whapi"
 kept_headers = ("content-type", "user-agent")
 json_types: tuple[type, ...] = (dict,)
 
 
-def verify(settings: Settings, headers: Mapping[str, str], body: bytes) -> None:
+def check_headers(settings: Settings, headers: Mapping[str, str]) -> bool:
     expected = secret_value(settings.whapi_token, name, "WHAPI_TOKEN")
     token = bearer_token(headers)
     if token is None:
         raise Unauthorized("missing Bearer token")
     if not same_secret(expected, token):
         raise Unauthorized("wrong Bearer token")
+    return True
+
+
+verify_body = no_body_check
 
 
 def channel(payload: Any) -> str | None:

@@ -83,7 +83,7 @@ async def embeddings_projector(
         metrics = ProjectorMetrics(PROJECTION)
         bound = None
         if metrics_port is not None:
-            server = MetricsServer(metrics.registry, metrics_port)
+            server = MetricsServer(metrics.registry, metrics_port, settings.projector_metrics_host)
             bound = server.start()
             resources.callback(server.stop)
         producer = make_producer(settings)

@@ -1,8 +1,10 @@
 """The recall API: ``GET /chats/{chat}/recall?q=...&k=...&min_similarity=...``.
 
 Protected by RECALL_API_KEY, given as ``Authorization: Bearer <key>`` or ``X-API-Key``
-and compared in constant time; a wrong or missing key (or no RECALL_API_KEY configured)
-is ``401``. Answers ``200`` with the snippets (``projections.recall.search.Snippet``) best
+and compared in constant time, before the query is looked at; a wrong or missing key (or
+no RECALL_API_KEY configured) is ``401 unauthorized``, the reason only in the log. Then
+``422 invalid_query`` for parameters out of range or text with NUL, control characters or
+noncharacters (``projections.recall.request``; the reason names fields, never values). Answers ``200`` with the snippets (``projections.recall.search.Snippet``) best
 first; ``503 recall_disabled`` when ENABLE_VECTOR_RECALL=false or EMBEDDINGS_RECALL_LIMIT=0;
 ``503 embeddings_unavailable`` (with Retry-After when the API gave one) or ``502
 embeddings_rejected`` when the query could not be embedded. ``k`` is capped at
@@ -10,11 +12,11 @@ EMBEDDINGS_RECALL_LIMIT; ``min_similarity`` defaults to RECALL_MIN_SIMILARITY. W
 OPENAI_API_KEY recall runs on exact words alone (``"by_meaning": false``).
 
 ``GET /healthz`` (alive), ``GET /metrics`` (Prometheus). The query text is never logged.
+/docs and /openapi.json only where SERVE_OPENAPI allows (not in production by default).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -22,12 +24,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from contracts.settings import Settings
+from msgmem.openapi import docs_urls
 from projections.embeddings.vectors import register_vector
+from projections.recall import request as recall_request
 from projections.recall.search import QueryEmbedder, RecallConfig, RecallDisabled, recall
 from streams.common.runner import TransientError
 from streams.embed.embedder import EmbedMetrics, make_embedder
@@ -52,19 +56,11 @@ def _error(status: int, error: str, reason: str, headers: dict[str, str] | None 
     return JSONResponse({"error": error, "reason": reason}, status_code=status, headers=headers)
 
 
-def _unauthorized(settings: Settings, request: Request) -> str | None:
-    """Why the request may not recall, or None."""
-    expected = settings.recall_api_key.get_secret_value() if settings.recall_api_key else ""
-    if not expected:
-        return "recall is not configured: RECALL_API_KEY is not set"
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    given = token.strip() if scheme.lower() == "bearer" else ""
-    given = given or request.headers.get("x-api-key", "").strip()
-    if not given:
-        return "missing API key (Authorization: Bearer or X-API-Key)"
-    if not hmac.compare_digest(expected.encode(), given.encode()):
-        return "wrong API key"
-    return None
+_QUERY_PARAMETERS = [
+    {"name": "q", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 4000}},
+    {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 10}},
+    {"name": "min_similarity", "in": "query", "schema": {"type": "number", "minimum": -1, "maximum": 1}},
+]
 
 
 def create_app(
@@ -100,22 +96,26 @@ def create_app(
                 log.warning("RECALL_API_KEY is not set: every recall is refused with 401")
             yield
 
-    app = FastAPI(title="Message Memory recall", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="Message Memory recall", lifespan=lifespan, **docs_urls(settings))
 
-    @app.get("/chats/{chat}/recall")
-    async def recall_route(
-        request: Request, chat: str, q: str = Query(..., min_length=1, max_length=4000),
-        k: int = Query(10, ge=1), min_similarity: float | None = Query(None, ge=-1, le=1),
-    ) -> Response:  # fmt: skip
-        refused = _unauthorized(settings, request)
+    @app.get("/chats/{chat}/recall", openapi_extra={"parameters": _QUERY_PARAMETERS})
+    async def recall_route(request: Request, chat: str) -> Response:
+        refused = recall_request.refusal(settings, request.headers)  # the key first: strangers learn nothing
         if refused is not None:
             metrics.requests.labels("unauthorized").inc()
-            return _error(401, "unauthorized", refused, {"WWW-Authenticate": "Bearer"})
+            log.warning("recall refused (401): %s", refused)
+            return _error(401, "unauthorized", "unauthorized", {"WWW-Authenticate": "Bearer"})
+        try:
+            query = recall_request.parse(chat, request.scope["query_string"])
+        except recall_request.InvalidQuery as exc:
+            metrics.requests.labels("invalid").inc()
+            return _error(422, "invalid_query", exc.reason)
         started = time.perf_counter()
-        threshold = settings.recall_min_similarity if min_similarity is None else min_similarity
+        threshold = settings.recall_min_similarity if query.min_similarity is None else query.min_similarity
         embedder_now: QueryEmbedder | None = request.app.state.embedder
         try:
-            snippets = await recall(request.app.state.pool, embedder_now, chat, q, k, threshold, config=config)
+            snippets = await recall(request.app.state.pool, embedder_now, query.chat, query.q, query.k, threshold,
+                                  config=config)  # fmt: skip
         except RecallDisabled as exc:
             metrics.requests.labels("disabled").inc()
             return _error(503, "recall_disabled", str(exc))
@@ -129,7 +129,7 @@ def create_app(
         metrics.seconds.observe(time.perf_counter() - started)
         metrics.requests.labels("ok").inc()
         body: dict[str, Any] = {
-            "chat": chat, "k": min(k, config.limit), "min_similarity": threshold,
+            "chat": query.chat, "k": min(query.k, config.limit), "min_similarity": threshold,
             "by_meaning": embedder_now is not None, "snippets": [s.to_json() for s in snippets],
         }  # fmt: skip
         return JSONResponse(body)

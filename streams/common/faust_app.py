@@ -32,6 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from contracts.settings import Settings
 from contracts.topics import largest_limit
 from msgmem.logging_setup import configure_logging
+from msgmem.private import private_dir
 from streams.common.outputs import KafkaOutputs, OutputWriter
 from streams.common.records import InputRecord
 from streams.common.runner import Handler, RetryPolicy, StageMetrics, StageParts, StageRunner
@@ -68,8 +69,7 @@ def make_app(
 ) -> faust.App:
     """The stage's app. ``stream_buffer_maxsize`` is how many records Faust queues for the
     agent; ``max_poll_records`` caps each fetch handed to it (None: all that is prefetched)."""
-    datadir = settings.state_dir / "faust" / stage
-    datadir.mkdir(parents=True, exist_ok=True)
+    datadir = private_dir(settings.state_dir / "faust" / stage)
     return faust.App(
         f"msgmem-{stage}",
         broker=broker_url(settings),
@@ -83,6 +83,7 @@ def make_app(
         web_enabled=settings.stage_web_port > 0,
         web_port=settings.stage_web_port or 6066,
         web_host=settings.stage_web_host,
+        web_bind=settings.stage_web_host,  # Faust binds every interface (0.0.0.0) unless told
         producer_acks=-1,
         producer_max_request_size=largest_limit(settings.kafka_max_message_bytes) + 64 * 1024,
         consumer_max_fetch_size=largest_limit(settings.kafka_max_message_bytes) + 64 * 1024,

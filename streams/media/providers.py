@@ -31,6 +31,7 @@ from typing import IO
 import httpx
 import orjson
 
+from msgmem.private import private_dir
 from streams.common.http import retry_after
 from streams.common.runner import TransientError
 from streams.media.logic import FetchPlan, ProviderAccess, Refused, decode_inline
@@ -191,7 +192,7 @@ async def spool_bytes(data: bytes, staging_dir: Path, content_type: str | None, 
 def _mkstemp(directory: Path) -> tuple[int, str]:
     import tempfile
 
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     return tempfile.mkstemp(dir=directory, prefix="dl-", suffix=".part")
 
 

@@ -28,6 +28,7 @@ from urllib.parse import quote
 import httpx
 
 from contracts.settings import Settings
+from msgmem.private import private_dir
 
 
 class StorageError(Exception):
@@ -83,7 +84,7 @@ class LocalMediaStore:
         self.bucket = bucket
         self._key = signing_key
         self._url_base = url_base.rstrip("/") if url_base else None
-        (root / ".staging").mkdir(parents=True, exist_ok=True)
+        private_dir(root / ".staging")
 
     @property
     def staging_dir(self) -> Path:
@@ -103,7 +104,7 @@ class LocalMediaStore:
         if target.exists():
             source.unlink(missing_ok=True)
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         try:
             os.replace(source, target)  # atomic on one filesystem: readers never see half a file
         except OSError:
@@ -146,7 +147,7 @@ class SupabaseMediaStore:
         self._bucket = client.storage.from_(bucket)
         self.bucket = bucket
         self._staging = staging_dir
-        staging_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(staging_dir)
 
     @classmethod
     async def connect(

@@ -73,6 +73,18 @@ class _Lines:
         return "\n".join(self.seen[-60:])
 
 
+def _readable_by_others(root: Path) -> list[Path]:
+    """Files and directories under ``root`` with any group or other permission bit."""
+    found = []
+    for path in root.rglob("*"):
+        try:
+            if not path.is_symlink() and path.stat().st_mode & 0o077:
+                found.append(path)
+        except FileNotFoundError:  # a broker's segment rolled meanwhile
+            continue
+    return found
+
+
 def _state_pid(state_file: Path, name: str, other_than: int, timeout: float) -> int:
     """The pid the state file gives ``name`` once it is no longer ``other_than``."""
     deadline = time.monotonic() + timeout
@@ -105,6 +117,13 @@ async def test_dev_comes_up_restarts_killed_children_and_stops_everything_on_ctr
         state_file = Path(line.split("state file:", 1)[1].strip())
         state = json.loads(state_file.read_text())
         assert state_file.parent == state_dir
+        # Owner-only (umask 077): the state file's secrets, Kafka's and Postgres's data. As
+        # root, the embedded Postgres runs as a system user of its own, and its wheel opens
+        # the folders above its data to others so that user can reach them.
+        as_root = os.geteuid() == 0
+        assert as_root or state_dir.stat().st_mode & 0o777 == 0o700
+        assert state_file.stat().st_mode & 0o777 == 0o600
+        assert [p for p in _readable_by_others(state_dir) if not (as_root and "postgres" in p.parts)] == []
         assert set(state) >= {"ingest_url", "database_url", "kafka_bootstrap_servers", "processes"}
 
         conn = await asyncpg.connect(state["database_url"])

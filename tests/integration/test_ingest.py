@@ -82,13 +82,17 @@ async def test_every_provider_fixture_is_accepted_and_stored_byte_identical(
     assert set(stored) == set(sent)
     for delivery_id, (provider, body) in sent.items():
         delivery = stored[delivery_id]
+        if provider == "evolution":  # byte for byte but for the apikey's value, redacted
+            key = f'"{SECRETS["evolution_api_key"]}"'.encode()
+            assert key in body and delivery.redacted == ("apikey",)
+            body = body.replace(key, b'"[redacted]"')
         assert delivery.provider == provider and delivery.body == body
     whapi_text = next(d for d in stored.values() if d.body == (WEBHOOKS / "whapi" / "text.json").read_bytes())
     assert whapi_text.channel == "TESTCH-A1B2C" and whapi_text.headers["content-type"] == "application/json"
     assert "authorization" not in whapi_text.headers
     meta_text = next(d for d in stored.values() if d.body == (WEBHOOKS / "meta_cloud" / "text.json").read_bytes())
     assert meta_text.channel == "100000000000001" and meta_text.headers["x-hub-signature-256"].startswith("sha256=")
-    evo = next(d for d in stored.values() if d.body == (WEBHOOKS / "evolution" / "text.json").read_bytes())
+    evo = next(d for d in stored.values() if d.provider == "evolution" and b"acme-main" in d.body)
     assert evo.channel == "acme-main"
 
 

@@ -42,7 +42,10 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_production_refuses_placeholder_secrets() -> None:
     with pytest.raises(ValidationError, match="KAFKA_SASL_PASSWORD"):
         Settings(_env_file=None, environment="production", kafka_sasl_password="changeme")  # type: ignore[call-arg]
-    Settings(_env_file=None, environment="production", kafka_sasl_password="s3cr3t-Value")  # type: ignore[call-arg]
+    Settings(
+        _env_file=None, environment="production", kafka_sasl_password="s3cr3t-Value-" + "k7Qz" * 5,
+        database_url="postgresql://msgmem:Xk29-vLq-0pRt@db.internal:5432/postgres",
+    )  # type: ignore[call-arg]
 
 
 def test_secrets_do_not_show_in_repr() -> None:

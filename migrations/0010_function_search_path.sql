@@ -1,0 +1,23 @@
+-- Every function defined in these migrations runs with a fixed search_path, so a caller's
+-- search_path (a schema it can create objects in, placed first) cannot substitute a table,
+-- an operator or a function inside it (Supabase's linter: function_search_path_mutable).
+-- The path is public, then the schema pgvector is installed in when that is another one
+-- (Supabase puts extensions in "extensions"; the vector type and <=> live there), then
+-- pg_temp last. pg_catalog is always searched first.
+do $$
+declare
+    vector_schema text := (
+        select n.nspname from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'vector'
+    );
+    path text := case
+        when vector_schema is null or vector_schema in ('public', 'pg_catalog') then 'public, pg_temp'
+        else format('public, %I, pg_temp', vector_schema)
+    end;
+begin
+    execute format(
+        'alter function public.match_session_messages(text, vector, integer, double precision, integer, integer) '
+        'set search_path = %s', path);
+    execute format(
+        'alter function public.match_session_words(text, text, integer, integer) set search_path = %s', path);
+end
+$$;
