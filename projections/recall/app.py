@@ -3,11 +3,13 @@
 Protected by RECALL_API_KEY, given as ``Authorization: Bearer <key>`` or ``X-API-Key``
 and compared in constant time; a wrong or missing key (or no RECALL_API_KEY configured)
 is ``401``. Answers ``200`` with the snippets (``projections.recall.search.Snippet``) best
-first; ``503 recall_disabled`` when ENABLE_VECTOR_RECALL=false or EMBEDDINGS_RECALL_LIMIT=0;
+first and ``"semantic": {"used": ..., "reason": ...}`` (why it did not rank by meaning);
+``404 unknown_chat`` when no chat has the key; ``503 recall_disabled`` when ENABLE_VECTOR_RECALL=false or EMBEDDINGS_RECALL_LIMIT=0;
 ``503 embeddings_unavailable`` (with Retry-After when the API gave one) or ``502
 embeddings_rejected`` when the query could not be embedded. ``k`` is capped at
 EMBEDDINGS_RECALL_LIMIT; ``min_similarity`` defaults to RECALL_MIN_SIMILARITY. Without
-OPENAI_API_KEY recall runs on exact words alone (``"by_meaning": false``).
+OPENAI_API_KEY recall runs on exact words alone over every message text (``"semantic":
+{"used": false, "reason": "OPENAI_API_KEY is not set"}``; ``by_meaning`` says the same).
 
 ``GET /healthz`` (alive), ``GET /metrics`` (Prometheus). The query text is never logged.
 """
@@ -19,6 +21,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import asdict
 from typing import Any
 
 import asyncpg
@@ -28,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 from contracts.settings import Settings
 from projections.embeddings.vectors import register_vector
-from projections.recall.search import QueryEmbedder, RecallConfig, RecallDisabled, recall
+from projections.recall.search import QueryEmbedder, RecallConfig, RecallDisabled, UnknownChat, search
 from streams.common.runner import TransientError
 from streams.embed.embedder import EmbedMetrics, make_embedder
 from streams.enrichment.openai_client import ModelRejected, make_openai
@@ -93,7 +96,7 @@ def create_app(
                     resources.push_async_callback(built.aclose)
                     app.state.embedder = built
                 else:
-                    log.warning("OPENAI_API_KEY is not set: recall finds exact words only")
+                    log.warning("%s: recall finds exact words only", config.without_embedder)
             if config.disabled_reason:
                 log.warning("%s", config.disabled_reason)
             if settings.recall_api_key is None:
@@ -115,7 +118,10 @@ def create_app(
         threshold = settings.recall_min_similarity if min_similarity is None else min_similarity
         embedder_now: QueryEmbedder | None = request.app.state.embedder
         try:
-            snippets = await recall(request.app.state.pool, embedder_now, chat, q, k, threshold, config=config)
+            answer = await search(request.app.state.pool, embedder_now, chat, q, k, threshold, config=config)
+        except UnknownChat as exc:
+            metrics.requests.labels("unknown_chat").inc()
+            return _error(404, "unknown_chat", str(exc))
         except RecallDisabled as exc:
             metrics.requests.labels("disabled").inc()
             return _error(503, "recall_disabled", str(exc))
@@ -130,7 +136,8 @@ def create_app(
         metrics.requests.labels("ok").inc()
         body: dict[str, Any] = {
             "chat": chat, "k": min(k, config.limit), "min_similarity": threshold,
-            "by_meaning": embedder_now is not None, "snippets": [s.to_json() for s in snippets],
+            "by_meaning": answer.semantic.used, "semantic": asdict(answer.semantic),
+            "snippets": [s.to_json() for s in answer.snippets],
         }  # fmt: skip
         return JSONResponse(body)
 
