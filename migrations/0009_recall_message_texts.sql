@@ -10,14 +10,22 @@
 -- or they hold a digit; any word may match, and a hit holds at least half of them or one with
 -- a digit.
 
--- The searchable text of a message. Capped at 100,000 characters: a tsvector is at most 1 MB,
--- and a longer text (a long PDF) would make the row's write fail.
-alter table chat_messages add column text_tsv tsvector generated always as (
-    to_tsvector('simple'::regconfig, left(
+-- The searchable words of a message, and a GIN index over them. An index on an expression,
+-- not a stored generated column: that would rewrite the whole table, and Postgres refuses
+-- updates of a REPLICA IDENTITY FULL table in a publication (Supabase Realtime) that does not
+-- publish generated columns. Capped at 100,000 characters: a tsvector is at most 1 MB, and a
+-- longer text (a long PDF) would make the row's write fail. A plain SQL function, inlined, so
+-- queries written with it use the index.
+create function message_text_tsv(body text, caption text, transcript text, extracted_text text)
+returns tsvector
+language sql immutable parallel safe
+as $$
+    select pg_catalog.to_tsvector('simple'::regconfig, pg_catalog.left(
         coalesce(body, '') || ' ' || coalesce(caption, '') || ' ' || coalesce(transcript, '') || ' '
         || coalesce(extracted_text, ''), 100000))
-) stored;
-create index chat_messages_text_tsv_idx on chat_messages using gin (text_tsv);
+$$;
+create index chat_messages_text_tsv_idx on chat_messages
+    using gin (message_text_tsv(body, caption, transcript, extracted_text));
 
 create function recall_words(query_text text) returns text[]
 language sql immutable
@@ -114,7 +122,8 @@ begin
     if chat_rows <= exact_rows then
         hits := array(
             with c as materialized (
-                select m.id, m.text_tsv from chat_messages m where m.chat_key = chat and m.deleted_at is null
+                select m.id, message_text_tsv(m.body, m.caption, m.transcript, m.extracted_text) as text_tsv
+                from chat_messages m where m.chat_key = chat and m.deleted_at is null
             )
             select c.id from c where c.text_tsv @@ q and recall_enough_words(c.text_tsv, words)
             order by ts_rank_cd(c.text_tsv, q, 1) desc, c.id limit match_count
@@ -122,9 +131,11 @@ begin
     else
         hits := array(
             select m.id from chat_messages m
-            where m.chat_key = chat and m.text_tsv @@ q and m.deleted_at is null
-              and recall_enough_words(m.text_tsv, words)
-            order by ts_rank_cd(m.text_tsv, q, 1) desc, m.id limit match_count
+            where m.chat_key = chat and message_text_tsv(m.body, m.caption, m.transcript, m.extracted_text) @@ q
+              and m.deleted_at is null
+              and recall_enough_words(message_text_tsv(m.body, m.caption, m.transcript, m.extracted_text), words)
+            order by ts_rank_cd(message_text_tsv(m.body, m.caption, m.transcript, m.extracted_text), q, 1) desc, m.id
+            limit match_count
         );
     end if;
     return query

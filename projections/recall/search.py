@@ -134,6 +134,8 @@ select exists (select 1 from chats where chat_key = $1) as known,
 # $1 chat, $2 query vector (null: words only), $3 query text, $4 candidates per list,
 # $5 min similarity, $6 exact-search chat size, $7 ef_search, $8 RRF k, $9 snippets.
 # A text hit stands for its (message, source) only when no chunk of them matched the words.
+# Texts have no stored tsvector (see migration 0009): a chat's messages are read directly only
+# up to 2,000 of them, each one's words computed on the fly; a larger chat uses the GIN index.
 RECALL_SQL = """
 with meaning as (
     select v.message_id, v.chunk_index, v.source,
@@ -146,7 +148,7 @@ with meaning as (
     join message_embeddings e on e.message_id = w.message_id and e.chunk_index = w.chunk_index
 ), text_words as (
     select t.message_id, null::integer as chunk_index, t.source, t.rank, t.excerpt
-    from match_session_texts($1::text, $3::text, $4::integer, $6::integer) t
+    from match_session_texts($1::text, $3::text, $4::integer, least($6::integer, 2000)) t
     where not exists (select 1 from chunk_words c where c.message_id = t.message_id and c.source = t.source)
 ), words as (
     select x.message_id, x.chunk_index, x.source, x.excerpt,

@@ -105,6 +105,12 @@ async def test_texts_are_found_alike_through_the_chat_rows_and_through_the_gin_i
             direct = await pool.fetch("select * from match_session_texts($1, $2, 30, 20000)", chat.key, question)
             indexed = await pool.fetch("select * from match_session_texts($1, $2, 30, 0)", chat.key, question)
             assert [tuple(r) for r in direct] == [tuple(r) for r in indexed], question
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("set local enable_seqscan = off")
+            plan = "\n".join(r[0] for r in await conn.fetch(
+                "explain select id from chat_messages"
+                " where message_text_tsv(body, caption, transcript, extracted_text) @@ 'parcel'::tsquery"))
+        assert "chat_messages_text_tsv_idx" in plan, plan  # the function is inlined and matches the index
         answer = await search(pool, None, chat.key, "order 4271")
         assert answer.semantic.used is False and answer.snippets[0].message_id == chat.mid("order")
     finally:

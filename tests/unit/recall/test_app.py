@@ -159,3 +159,12 @@ def test_a_chat_without_embeddings_is_not_embedded_for_and_says_so() -> None:
         body = client.get("/chats/c/recall", params={"q": "x"}, headers={"X-API-Key": KEY}).json()
     assert body["semantic"] == {"used": False, "reason": "no message of this chat has embeddings yet"}
     assert embedder.calls == 0 and pool.calls[0][1] is None
+
+
+@pytest.mark.parametrize(("key", "reason"), [(None, "OPENAI_API_KEY is not set"), ("", "OPENAI_API_KEY is not set"),
+                                             ("sk-test", "no query embedder was given")])  # fmt: skip
+def test_the_reason_for_no_embedder_comes_from_settings(key: str | None, reason: str) -> None:
+    from projections.recall.search import RecallConfig
+
+    settings = Settings(_env_file=None, openai_api_key=key)  # type: ignore[call-arg]
+    assert RecallConfig.from_settings(settings).without_embedder == reason
