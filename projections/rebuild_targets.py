@@ -2,8 +2,8 @@
 
 A projection's tables are rebuilt and swapped together because they only make sense
 together: chat_messages references chats, chat_message_pending holds what chat_messages
-is still waiting for, and chat_message_versions the history of its texts. ``--tables`` therefore accepts a projection name or any of its tables
-and selects the whole projection. A new projection (chat_media, message_embeddings) is one
+is still waiting for, and chat_message_versions the history of its texts. ``--tables``
+therefore accepts a projection name or any of its tables and selects the whole projection. A new projection (chat_media, message_embeddings) is one
 more factory in ``PROJECTIONS``: its topics, its tables (parents first) and the same
 decode / prepare / write functions its live projector uses.
 

@@ -4,8 +4,8 @@ Protected by RECALL_API_KEY, given as ``Authorization: Bearer <key>`` or ``X-API
 and compared in constant time; a wrong or missing key (or no RECALL_API_KEY configured)
 is ``401``. Answers ``200`` with the snippets (``projections.recall.search.Snippet``) best
 first and ``"semantic": {"used": ..., "reason": ...}`` (why it did not rank by meaning);
-``404 unknown_chat`` when no chat has the key; ``503 recall_disabled`` when ENABLE_VECTOR_RECALL=false or EMBEDDINGS_RECALL_LIMIT=0;
-``503 embeddings_unavailable`` (with Retry-After when the API gave one) or ``502
+``404 unknown_chat`` when no chat has the key; ``503 recall_disabled`` when
+ENABLE_VECTOR_RECALL=false or EMBEDDINGS_RECALL_LIMIT=0; ``503 embeddings_unavailable`` (with Retry-After when the API gave one) or ``502
 embeddings_rejected`` when the query could not be embedded. ``k`` is capped at
 EMBEDDINGS_RECALL_LIMIT; ``min_similarity`` defaults to RECALL_MIN_SIMILARITY. Without
 OPENAI_API_KEY recall runs on exact words alone over every message text (``"semantic":

@@ -80,7 +80,8 @@ async def test_with_redact_a_deletion_clears_every_version_in_any_order(
                                  chat.edited("m1", "after the deletion", 35)])  # fmt: skip
         await caught_up(db, settings)
         # one message deleted and redelivered in the same batch as its versions
-        await produce(settings, [chat.received("m2", "hello", t=1), chat.edited("m2", "hello!", 2), chat.deleted("m2", 3)])
+        await produce(settings, [chat.received("m2", "hello", t=1), chat.edited("m2", "hello!", 2),
+                                 chat.deleted("m2", 3)])  # fmt: skip
         await caught_up(db, settings)
         await produce(settings, [chat.received("kept", "still here", t=1)])
         await caught_up(db, settings)

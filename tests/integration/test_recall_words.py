@@ -80,8 +80,8 @@ async def test_without_openai_every_message_text_is_found_by_its_words(
             for q in ("signed receipt", "parcel courier", "warranty claim WC-99812", "thursday"):
                 snippets = (await ask(client, base, chat.key, q)).json()["snippets"]
                 found[q] = snippets[0]
-            assert (found["signed receipt"]["source"], found["signed receipt"]["message_id"]) == ("caption",
-                                                                                                  chat.mid("photo"))  # fmt: skip
+            receipt = found["signed receipt"]
+            assert (receipt["source"], receipt["message_id"]) == ("caption", chat.mid("photo"))
             assert found["parcel courier"]["source"] == "transcript"
             pdf = found["warranty claim WC-99812"]
             assert pdf["source"] == "document" and pdf["message_id"] == chat.mid("pdf")

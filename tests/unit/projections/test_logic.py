@@ -142,7 +142,8 @@ def test_each_text_of_a_message_is_a_version_keyed_by_its_event() -> None:
 
 
 def test_unsupported_messages_and_other_updates_make_no_version() -> None:
-    events = [DANA.unsupported("m1", 1), DANA.reaction("m1", "👍", 2), DANA.status("m1", "read", 3), DANA.deleted("m2", 4)]
+    events = [DANA.unsupported("m1", 1), DANA.reaction("m1", "👍", 2), DANA.status("m1", "read", 3),
+              DANA.deleted("m2", 4)]  # fmt: skip
     ops = fold(items(events))
     assert ops.versions == {} and ops.deleted_ids() == [DANA.mid("m2")]
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from contracts.embeddings import encode_vector
 from contracts.settings import Settings
 from projections.recall.app import create_app
+from projections.recall.search import RecallConfig
 from streams.common.runner import TransientError
 
 KEY = "recall-test-key"
@@ -164,7 +165,5 @@ def test_a_chat_without_embeddings_is_not_embedded_for_and_says_so() -> None:
 @pytest.mark.parametrize(("key", "reason"), [(None, "OPENAI_API_KEY is not set"), ("", "OPENAI_API_KEY is not set"),
                                              ("sk-test", "no query embedder was given")])  # fmt: skip
 def test_the_reason_for_no_embedder_comes_from_settings(key: str | None, reason: str) -> None:
-    from projections.recall.search import RecallConfig
-
     settings = Settings(_env_file=None, openai_api_key=key)  # type: ignore[call-arg]
     assert RecallConfig.from_settings(settings).without_embedder == reason
