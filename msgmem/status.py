@@ -17,6 +17,7 @@ from msgmem.services import SERVICES
 TABLE_CLOCKS = {
     "chats": "updated_at",
     "chat_messages": "updated_at",
+    "chat_message_versions": "created_at",
     "chat_media": "updated_at",
     "message_embeddings": "created_at",
 }

@@ -1,9 +1,9 @@
 """What ``msgmem projections rebuild`` can rebuild: one entry per projection, not per table.
 
 A projection's tables are rebuilt and swapped together because they only make sense
-together: chat_messages references chats, and chat_message_pending holds what chat_messages
-is still waiting for. ``--tables`` therefore accepts a projection name or any of its tables
-and selects the whole projection. A new projection (chat_media, message_embeddings) is one
+together: chat_messages references chats, chat_message_pending holds what chat_messages
+is still waiting for, and chat_message_versions the history of its texts. ``--tables``
+therefore accepts a projection name or any of its tables and selects the whole projection. A new projection (chat_media, message_embeddings) is one
 more factory in ``PROJECTIONS``: its topics, its tables (parents first) and the same
 decode / prepare / write functions its live projector uses.
 
@@ -66,8 +66,9 @@ class RebuildTarget:
 
 
 def messages_target(settings: Settings) -> RebuildTarget:
-    """wa.messages -> chats, chat_messages, chat_message_pending, written exactly as the live
-    projector writes them (same fold, same SQL, same DELETED_MESSAGES and USERS_TABLE)."""
+    """wa.messages -> chats, chat_messages, chat_message_pending, chat_message_versions, written
+    exactly as the live projector writes them (same fold, same SQL, same DELETED_MESSAGES and
+    USERS_TABLE)."""
     writer = MessagesWriter(redact_deleted=settings.deleted_messages == "redact", users_table=settings.users_table)
 
     redact = settings.deleted_messages == "redact"
@@ -85,12 +86,16 @@ def messages_target(settings: Settings) -> RebuildTarget:
         sees the other's row and the update stays parked. And the media projector copies text
         to the live chat_messages only: what it produced after the shadow wrote a message is
         copied here. Both merges are order-independent, so doing them late gives the same rows.
+        Likewise, with DELETED_MESSAGES=redact, a version written while another worker deleted its
+        message is removed here.
         """
         async with conn.transaction():
             parked = await conn.fetchval("select array(select p.message_id from chat_message_pending p"
                                          " join chat_messages m on m.id = p.message_id)")  # fmt: skip
             if parked:
                 await conn.execute(sql.MERGE_PENDING, *merge_args, parked)
+            if redact:
+                await conn.execute(sql.REDACT_VERSIONS, None)
             media = await conn.fetchval("select array(select distinct message_id from chat_media)")
             await handoff.copy_text(conn, media, redact_deleted=redact)
 
@@ -105,7 +110,7 @@ def messages_target(settings: Settings) -> RebuildTarget:
 
     return RebuildTarget(
         key="messages", name=MESSAGES_PROJECTION, topics=(MESSAGES_TOPIC,),
-        tables=("chats", "chat_messages", "chat_message_pending"),
+        tables=("chats", "chat_messages", "chat_message_pending", "chat_message_versions"),
         clock_columns=frozenset({"created_at", "updated_at", "first_seen_at"}),
         decode=decode_event, prepare=prepare, write=write, settle=settle, swap_locks=swap_locks,
     )  # fmt: skip

@@ -12,7 +12,8 @@ from msgmem.localstack.stack import Stack, start_stack
 FIXTURES = Path(__file__).parent / "fixtures"
 
 PROJECTED_TABLES = (
-    "message_embeddings", "chat_media", "chat_message_pending", "chat_messages", "chats", "projection_offsets",
+    "message_embeddings", "chat_media", "chat_message_pending", "chat_message_versions", "chat_messages", "chats",
+    "projection_offsets",
 )
 
 

@@ -12,6 +12,8 @@ statement (one statement cannot touch a row twice). What each event means for th
   ``raw_event``; it counts as chat activity only when it is a message (has a provider id),
   not when it stands for something else (an unknown status kind, say);
 - statuses, edits, deletions and reactions become a ``MessageUpdate`` of their target;
+- a message's own text (its caption, for media) and each edit's new text become a
+  ``VersionRow`` of ``chat_message_versions`` (keyed by event id: the first copy wins);
 - ``ConsentChanged`` sets the chat's consent (latest by occurred_at wins);
 - ``ProviderEventUnsupported`` (a presence, a contact sync, an account notice: no message)
   writes nothing; it stays on wa.messages, counted by the normalize stage;
@@ -27,11 +29,11 @@ import orjson
 
 from contracts.ids import message_id
 from contracts.messages import (
-    ChatEvent, ConsentChanged, MessageDeleted, MessageEdited, MessageEvent, MessageReceived, MessageSent,
+    MEDIA_TYPES, ChatEvent, ConsentChanged, MessageDeleted, MessageEdited, MessageEvent, MessageReceived, MessageSent,
     MessageUnsupported, ProviderEventUnsupported, ReactionAdded, ReactionRemoved, StatusUpdated,
 )  # fmt: skip
 from projections.items import Item
-from projections.messages.rows import ChatRow, MessageRow, MessageUpdate, Reaction
+from projections.messages.rows import ChatRow, MessageRow, MessageUpdate, Reaction, VersionRow
 
 __all__ = ["RowOps", "fold", "reactor_key"]
 
@@ -41,6 +43,11 @@ class RowOps:
     chats: dict[str, ChatRow] = field(default_factory=dict)
     messages: dict[str, MessageRow] = field(default_factory=dict)
     updates: dict[str, MessageUpdate] = field(default_factory=dict)
+    versions: dict[tuple[str, str], VersionRow] = field(default_factory=dict)
+
+    def deleted_ids(self) -> list[str]:
+        """Messages the batch deletes (their versions go when DELETED_MESSAGES=redact)."""
+        return sorted(u.message_id for u in self.updates.values() if u.deleted_at is not None)
 
 
 def fold(items: Sequence[Item[MessageEvent]]) -> RowOps:
@@ -52,6 +59,9 @@ def fold(items: Sequence[Item[MessageEvent]]) -> RowOps:
         chat = _chat(ops, event)
         if isinstance(event, MessageReceived | MessageSent):
             _message(ops, _message_row(item, event))
+            text = event.caption if event.message_type in MEDIA_TYPES else event.text
+            if text is not None:
+                _version(ops, item, event.message_id, "original", text)
             chat.message_at(event.direction, event.occurred_at)
         elif isinstance(event, MessageUnsupported):
             _message(ops, _unsupported_row(item, event))
@@ -61,6 +71,7 @@ def fold(items: Sequence[Item[MessageEvent]]) -> RowOps:
             _update(ops, event).status_seen(event.status, event.occurred_at, _errors(event))
         elif isinstance(event, MessageEdited):
             _update(ops, event).edit_seen(event.new_text, event.occurred_at)
+            _version(ops, item, event.target_message_id, "edit", event.new_text)
         elif isinstance(event, MessageDeleted):
             _update(ops, event).deletion_seen(event.occurred_at)
         elif isinstance(event, ReactionAdded | ReactionRemoved):
@@ -96,6 +107,14 @@ def _message(ops: RowOps, row: MessageRow) -> None:
         ops.messages[row.id] = row
     else:
         existing.absorb(row)
+
+
+def _version(ops: RowOps, item: Item[MessageEvent], message: str, kind: str, text: str | None) -> None:
+    """First copy of an event wins, as ``on conflict do nothing`` does across batches."""
+    event = item.event
+    ops.versions.setdefault((message, event.event_id), VersionRow(
+        message, event.event_id, kind, text, event.occurred_at, item.topic, item.partition, item.offset,
+    ))  # fmt: skip
 
 
 def _update(ops: RowOps, event: StatusUpdated | MessageEdited | MessageDeleted | ReactionAdded | ReactionRemoved

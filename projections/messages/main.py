@@ -1,7 +1,7 @@
 """Composition root of the messages projector: ``python -m projections``.
 
 Reads wa.messages in the consumer group PROJECTOR_GROUP (default ``msgmem-projector``) and
-writes chats and chat_messages in DATABASE_URL. Configuration comes from the environment
+writes chats, chat_messages and chat_message_versions in DATABASE_URL. Configuration comes from the environment
 through ``contracts.settings.Settings``: KAFKA_BOOTSTRAP_SERVERS (and the Kafka
 security settings), DATABASE_URL, PROJECTOR_BATCH_SIZE, PROJECTOR_BATCH_TIMEOUT_MS,
 DELETED_MESSAGES (keep | redact), USERS_TABLE, PROJECTOR_METRICS_PORT (0: none), LOG_LEVEL.
@@ -54,6 +54,8 @@ async def _check_schema(settings: Settings) -> None:
     try:
         if await conn.fetchval("select to_regclass('chat_message_pending')") is None:
             raise ProjectionError("migration 0002 is not applied (no chat_message_pending): run `msgmem migrate`")
+        if await conn.fetchval("select to_regclass('chat_message_versions')") is None:
+            raise ProjectionError("migration 0008 is not applied (no chat_message_versions): run `msgmem migrate`")
         if settings.users_table:
             await check_users_table(conn, settings.users_table)
     finally:

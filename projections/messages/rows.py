@@ -182,5 +182,20 @@ class MessageUpdate:
             self.reaction_seen(reactor, reaction)
 
 
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    """One version of a message's text (``chat_message_versions``): the message's own text
+    ('original') or an edit's new text ('edit'), at the event's time, keyed by the event id."""
+
+    message_id: str
+    event_id: str
+    kind: str
+    text: str | None
+    version_at: datetime
+    source_topic: str
+    source_partition: int
+    source_offset: int
+
+
 def columns(row_type: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(row_type))

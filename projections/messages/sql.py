@@ -219,3 +219,30 @@ from (
 ) m
 where c.chat_key = any($1::text[]) and c.user_id is null and c.contact_phone = m.phone
 """
+
+
+VERSION_COLUMNS = [
+    ("message_id", "text"), ("event_id", "text"), ("kind", "text"), ("text", "text"),
+    ("version_at", "timestamptz"), ("source_topic", "text"), ("source_partition", "integer"),
+    ("source_offset", "bigint"),
+]  # fmt: skip
+_VERSION_NAMES = [n for n, _ in VERSION_COLUMNS]
+# A message is deleted when its row or its parked updates say so.
+_DELETED = (
+    "(exists (select 1 from chat_messages m where m.id = {id} and m.deleted_at is not null)"
+    " or exists (select 1 from chat_message_pending p where p.message_id = {id} and p.deleted_at is not null))"
+)
+# Every version of a message's text, first copy of an event wins. Run after the batch's messages
+# and updates: with $1 (DELETED_MESSAGES=redact) a deleted message gets no version.
+INSERT_VERSIONS = f"""
+insert into chat_message_versions ({", ".join(_VERSION_NAMES)})
+select {", ".join(f"u.{n}" for n in _VERSION_NAMES)}
+from {_unnest(VERSION_COLUMNS, 2)}
+where not ($1::boolean and {_DELETED.format(id="u.message_id")})
+on conflict (message_id, event_id) do nothing
+"""
+# DELETED_MESSAGES=redact: the versions of the messages ``$1`` that are deleted (all of them when null).
+REDACT_VERSIONS = f"""
+delete from chat_message_versions v
+where ($1::text[] is null or v.message_id = any($1::text[])) and {_DELETED.format(id="v.message_id")}
+"""

@@ -1,11 +1,13 @@
-"""Writes a folded batch of wa.messages events to chats, chat_messages and chat_message_pending.
+"""Writes a folded batch of wa.messages events to chats, chat_messages, chat_message_pending
+and chat_message_versions.
 
 Runs inside the transaction ``projections.postgres.PostgresProjectionStore`` opens per batch:
 chats first (chat_messages references them), then the messages, then whatever was waiting
-for those messages, then the batch's statuses, edits, deletions and reactions, then the text
-derived from media that chat_media already holds for the batch's media messages and edits
-(``projections.media.handoff``, under its locks, taken before any write), then the optional
-link of chats to an existing users table.
+for those messages, then the batch's statuses, edits, deletions and reactions, then the
+versions of message texts (none kept of a deleted message with DELETED_MESSAGES=redact),
+then the text derived from media that chat_media already holds for the batch's media messages
+and edits (``projections.media.handoff``, under its locks, taken before any write), then the
+optional link of chats to an existing users table.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ class MessagesWriter:
             await conn.execute(sql.MERGE_PENDING, *self._merge_args, list(ops.messages))
         if ops.updates:
             await conn.execute(sql.APPLY_UPDATES, *self._merge_args, *_update_columns(ops.updates.values()))
+        if ops.versions:
+            await conn.execute(sql.INSERT_VERSIONS, self._redact, *_columns(ops.versions.values(), sql.VERSION_COLUMNS))
+        deleted = ops.deleted_ids() if self._redact else []
+        if deleted:
+            await conn.execute(sql.REDACT_VERSIONS, deleted)
         await handoff.copy_text(conn, derived, redact_deleted=self._redact)
         if self._link_users and ops.chats:
             await conn.execute(self._link_users, list(ops.chats))

@@ -7,9 +7,15 @@ For agents in the same process::
 
 ``pool``: an asyncpg pool with ``init=projections.embeddings.vectors.register_vector``;
 ``embedder``: ``streams.embed.embedder.make_embedder(settings, openai_client, wait_seconds=0)``
-(or None: exact words only). Over HTTP: ``python -m projections.recall`` (``projections.recall.app``).
+(or None: exact words only). ``search(...)`` gives the same snippets and whether (and why
+not) they were ranked by meaning. Over HTTP: ``python -m projections.recall`` (``projections.recall.app``).
 """
 
-from projections.recall.search import QueryEmbedder, RecallConfig, RecallDisabled, Snippet, recall
+from projections.recall.search import (
+    Answer, QueryEmbedder, RecallConfig, RecallDisabled, Semantic, Snippet, UnknownChat, recall, search,
+)  # fmt: skip
 
-__all__ = ["QueryEmbedder", "RecallConfig", "RecallDisabled", "Snippet", "recall"]
+__all__ = [
+    "Answer", "QueryEmbedder", "RecallConfig", "RecallDisabled", "Semantic", "Snippet", "UnknownChat", "recall",
+    "search",
+]  # fmt: skip

@@ -4,12 +4,16 @@ Protected by RECALL_API_KEY, given as ``Authorization: Bearer <key>`` or ``X-API
 and compared in constant time, before the query is looked at; a wrong or missing key (or
 no RECALL_API_KEY configured) is ``401 unauthorized``, the reason only in the log. Then
 ``422 invalid_query`` for parameters out of range or text with NUL, control characters or
-noncharacters (``projections.recall.request``; the reason names fields, never values). Answers ``200`` with the snippets (``projections.recall.search.Snippet``) best
-first; ``503 recall_disabled`` when ENABLE_VECTOR_RECALL=false or EMBEDDINGS_RECALL_LIMIT=0;
-``503 embeddings_unavailable`` (with Retry-After when the API gave one) or ``502
+noncharacters (``projections.recall.request``; the reason names fields, never values).
+Answers ``200`` with the snippets (``projections.recall.search.Snippet``) best first and
+``"semantic": {"used": ..., "reason": ...}`` (why it did not rank by meaning);
+``404 unknown_chat`` when no chat has the key; ``503 recall_disabled`` when
+ENABLE_VECTOR_RECALL=false or EMBEDDINGS_RECALL_LIMIT=0; ``503 embeddings_unavailable``
+(with Retry-After when the API gave one) or ``502
 embeddings_rejected`` when the query could not be embedded. ``k`` is capped at
 EMBEDDINGS_RECALL_LIMIT; ``min_similarity`` defaults to RECALL_MIN_SIMILARITY. Without
-OPENAI_API_KEY recall runs on exact words alone (``"by_meaning": false``).
+OPENAI_API_KEY recall runs on exact words alone over every message text (``"semantic":
+{"used": false, "reason": "OPENAI_API_KEY is not set"}``; ``by_meaning`` says the same).
 
 ``GET /healthz`` (alive), ``GET /metrics`` (Prometheus). The query text is never logged.
 /docs and /openapi.json only where SERVE_OPENAPI allows (not in production by default).
@@ -21,6 +25,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import asdict
 from typing import Any
 
 import asyncpg
@@ -32,7 +37,7 @@ from contracts.settings import Settings
 from msgmem.openapi import docs_urls
 from projections.embeddings.vectors import register_vector
 from projections.recall import request as recall_request
-from projections.recall.search import QueryEmbedder, RecallConfig, RecallDisabled, recall
+from projections.recall.search import QueryEmbedder, RecallConfig, RecallDisabled, UnknownChat, search
 from streams.common.runner import TransientError
 from streams.embed.embedder import EmbedMetrics, make_embedder
 from streams.enrichment.openai_client import ModelRejected, make_openai
@@ -89,7 +94,7 @@ def create_app(
                     resources.push_async_callback(built.aclose)
                     app.state.embedder = built
                 else:
-                    log.warning("OPENAI_API_KEY is not set: recall finds exact words only")
+                    log.warning("%s: recall finds exact words only", config.without_embedder)
             if config.disabled_reason:
                 log.warning("%s", config.disabled_reason)
             if settings.recall_api_key is None:
@@ -114,8 +119,11 @@ def create_app(
         threshold = settings.recall_min_similarity if query.min_similarity is None else query.min_similarity
         embedder_now: QueryEmbedder | None = request.app.state.embedder
         try:
-            snippets = await recall(request.app.state.pool, embedder_now, query.chat, query.q, query.k, threshold,
+            answer = await search(request.app.state.pool, embedder_now, query.chat, query.q, query.k, threshold,
                                   config=config)  # fmt: skip
+        except UnknownChat as exc:
+            metrics.requests.labels("unknown_chat").inc()
+            return _error(404, "unknown_chat", str(exc))
         except RecallDisabled as exc:
             metrics.requests.labels("disabled").inc()
             return _error(503, "recall_disabled", str(exc))
@@ -130,7 +138,8 @@ def create_app(
         metrics.requests.labels("ok").inc()
         body: dict[str, Any] = {
             "chat": query.chat, "k": min(query.k, config.limit), "min_similarity": threshold,
-            "by_meaning": embedder_now is not None, "snippets": [s.to_json() for s in snippets],
+            "by_meaning": answer.semantic.used, "semantic": asdict(answer.semantic),
+            "snippets": [s.to_json() for s in answer.snippets],
         }  # fmt: skip
         return JSONResponse(body)
 

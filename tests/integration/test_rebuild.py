@@ -28,7 +28,7 @@ from tests.unit.projections.factory import Chat
 
 pytestmark = pytest.mark.integration
 
-TABLES = ("chats", "chat_messages", "chat_message_pending")
+TABLES = ("chats", "chat_messages", "chat_message_pending", "chat_message_versions")
 CLOCKS = {"created_at", "updated_at", "first_seen_at"}
 
 
@@ -58,7 +58,7 @@ async def table_rows(db: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
     """Every row of the projected tables but the clocks, by primary key: checked apart from the
     rebuild's own checksums."""
     out = {}
-    for table, key in zip(TABLES, ("chat_key", "id", "message_id"), strict=True):
+    for table, key in zip(TABLES, ("chat_key", "id", "message_id", "message_id, event_id"), strict=True):
         rows = await db.fetch(f"select * from {table} order by {key} collate \"C\"")
         out[table] = [{k: v for k, v in dict(r).items() if k not in CLOCKS} for r in rows]
     return out
@@ -112,7 +112,7 @@ async def test_a_rebuild_equals_the_live_tables_and_is_swapped_in_while_both_run
         p = only(report)
         assert p.swapped and p.match, p
         assert [c.table for c in p.comparisons] == list(TABLES)
-        assert all(c.live == c.rebuilt and c.rebuilt.rows for c in p.comparisons[:2])
+        assert all(c.live == c.rebuilt and c.rebuilt.rows for c in p.comparisons if c.table != "chat_message_pending")
         assert p.undecodable >= 1 and p.events >= len(workload(chan))
         assert report.exit_code == 0
         assert reads and min(reads) == messages, "a reader saw a table other than the complete one"

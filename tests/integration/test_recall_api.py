@@ -26,7 +26,7 @@ from projections.embeddings.store import EmbeddingsWriter
 from projections.embeddings.vectors import register_vector
 from projections.items import Item
 from projections.messages.store import MessagesWriter
-from projections.recall import recall
+from projections.recall import recall, search
 from streams.embed.agent import EmbedHandler, config
 from streams.embed.chunking import load_tokenizer
 from streams.embed.embedder import make_embedder
@@ -99,9 +99,9 @@ async def world(settings: Settings, db: asyncpg.Connection) -> AsyncIterator[Wor
 def recall_service(settings: Settings, log_dir: Path) -> Iterator[str]:
     port = free_port()
     env = {
-        "DATABASE_URL": settings.database_url, "OPENAI_API_KEY": settings.openai_api_key.get_secret_value(),  # type: ignore[union-attr]
-        "OPENAI_BASE_URL": settings.openai_base_url, "RECALL_API_KEY": KEY, "RECALL_PORT": str(port),
-        "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
+        "DATABASE_URL": settings.database_url, "OPENAI_BASE_URL": settings.openai_base_url, "RECALL_API_KEY": KEY,
+        "RECALL_PORT": str(port), "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
+        "OPENAI_API_KEY": settings.openai_api_key.get_secret_value() if settings.openai_api_key else "",
     }  # fmt: skip
     child = Child("recall", [sys.executable, "-m", "projections.recall"], ready_pattern="Application startup complete",
                   env=env_with(env), cwd=log_dir, sink=file_sink(log_dir / "recall.log"))  # fmt: skip
@@ -183,3 +183,28 @@ async def test_words_are_found_alike_through_the_chat_rows_and_through_the_gin_i
     [hit, *_] = await world.pool.fetch("select * from match_session_words($1, 'order 4271')", world.chat.key)
     assert hit["message_id"] == world.chat.mid("invoice")
     assert await world.pool.fetch("select * from match_session_words($1, 'order 4271')", world.other.key) == []
+
+
+async def test_a_message_without_embeddings_is_found_by_its_text_beside_the_chunks(world: World) -> None:
+    """Embedded messages come back as their chunks (never twice); one the embed stage has not
+    reached yet comes back as its text, found by words alone."""
+    fresh = world.chat.received("fresh", "Please reschedule order 4271 to Friday", t=80)
+    async with world.pool.acquire() as conn, conn.transaction():
+        await MessagesWriter(redact_deleted=False).write(conn, [Item(fresh, "wa.messages", 0, 99, None, b"{}")])
+    client = make_openai(world.settings)
+    assert client is not None
+    embedder = make_embedder(world.settings, client, wait_seconds=0)
+    try:
+        answer = await search(world.pool, embedder, world.chat.key, "order 4271", k=10, min_similarity=0.95)
+    finally:
+        await embedder.aclose()
+        await client.close()
+    assert answer.semantic.used is True
+    by_id = {}
+    for s in answer.snippets:
+        assert s.message_id not in by_id, "a message found twice"
+        by_id[s.message_id] = s
+    invoice, new = by_id[world.chat.mid("invoice")], by_id[world.chat.mid("fresh")]
+    assert (invoice.chunk_index, invoice.source) == (0, "text") and invoice.start_token == 0
+    assert (new.chunk_index, new.start_token, new.similarity, new.matched) == (None, None, None, "words")
+    assert new.text == "Please reschedule order 4271 to Friday" and new.source == "text"

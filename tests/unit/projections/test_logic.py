@@ -120,6 +120,34 @@ def test_unsupported_without_provider_id_is_kept_but_is_not_chat_activity() -> N
     assert ops.chats[DANA.key].last_message_at is None
 
 
+def test_each_text_of_a_message_is_a_version_keyed_by_its_event() -> None:
+    events = [
+        DANA.edited("m1", "second", 20),  # before its message
+        DANA.received("m1", "first", t=10),
+        DANA.received("m1", "first", t=10),  # a redelivery: same event id
+        DANA.edited("m1", "second", 20),
+        DANA.edited("m1", None, 30),  # cleared
+        DANA.received("m2", None, t=11, message_type="image", caption="a caption"),
+        DANA.received("m3", None, t=12, message_type="image"),  # no text: no version
+        DANA.deleted("m1", 40), DANA.status("m1", "read", 41),
+    ]  # fmt: skip
+    ops = fold(items(events, partition=2, first_offset=100))
+    found = {(v.message_id, v.kind, v.text, v.version_at, v.source_offset) for v in ops.versions.values()}
+    assert found == {
+        (DANA.mid("m1"), "edit", "second", at(20), 100), (DANA.mid("m1"), "original", "first", at(10), 101),
+        (DANA.mid("m1"), "edit", None, at(30), 104), (DANA.mid("m2"), "original", "a caption", at(11), 105),
+    }  # fmt: skip
+    assert all(key == (v.message_id, v.event_id) and v.source_partition == 2 for key, v in ops.versions.items())
+    assert ops.deleted_ids() == [DANA.mid("m1")]
+
+
+def test_unsupported_messages_and_other_updates_make_no_version() -> None:
+    events = [DANA.unsupported("m1", 1), DANA.reaction("m1", "👍", 2), DANA.status("m1", "read", 3),
+              DANA.deleted("m2", 4)]  # fmt: skip
+    ops = fold(items(events))
+    assert ops.versions == {} and ops.deleted_ids() == [DANA.mid("m2")]
+
+
 def test_merging_updates_is_order_independent() -> None:
     parts = [MessageUpdate("m", "c"), MessageUpdate("m", "c"), MessageUpdate("m", "c")]
     parts[0].status_seen("read", at(3), None)

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from contracts.embeddings import encode_vector
 from contracts.settings import Settings
 from projections.recall.app import create_app
+from projections.recall.search import RecallConfig
 from streams.common.runner import TransientError
 
 KEY = "recall-test-key"
@@ -25,8 +26,12 @@ ROW = {
 
 
 class FakePool:
-    def __init__(self) -> None:
+    def __init__(self, *, known: bool = True, embedded: bool = True) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.chat = {"known": known, "embedded": embedded}
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any]:
+        return self.chat
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         self.calls.append(args)
@@ -36,17 +41,20 @@ class FakePool:
 class FakeEmbedder:
     def __init__(self, error: Exception | None = None) -> None:
         self.error = error
+        self.calls = 0
 
     async def embed(self, texts: list[str], tokens: list[int]) -> list[str]:
+        self.calls += 1
         if self.error:
             raise self.error
         return [encode_vector([0.5, 0.5]) for _ in texts]
 
 
-def client_for(embedder: Any = None, **overrides: Any) -> tuple[TestClient, FakePool]:
+def client_for(embedder: Any = None, pool: FakePool | None = None, **overrides: Any) -> tuple[TestClient, FakePool]:
     settings = Settings(_env_file=None, recall_api_key=KEY, **overrides)  # type: ignore[call-arg]
-    pool = FakePool()
-    return TestClient(create_app(settings, pool=pool, embedder=embedder or FakeEmbedder())), pool  # type: ignore[arg-type]
+    pool = pool or FakePool()
+    embedder = FakeEmbedder() if embedder is None else embedder
+    return TestClient(create_app(settings, pool=pool, embedder=embedder or None)), pool  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -83,6 +91,7 @@ def test_the_key_as_bearer_or_header_recalls(api: tuple[TestClient, FakePool], h
     assert answer.status_code == 200
     body = answer.json()
     assert body["k"] == 50 and body["min_similarity"] == 0.3 and body["by_meaning"] is True
+    assert body["semantic"] == {"used": True, "reason": None}
     [snippet] = body["snippets"]
     assert snippet == {
         "message_id": "m1", "chunk_index": 0, "source": "transcript", "text": "the parcel came late", "start_token": 0,
@@ -124,3 +133,38 @@ def test_health_and_metrics(api: tuple[TestClient, FakePool]) -> None:
     client.get("/chats/c/recall", params={"q": "x"})
     assert client.get("/healthz").json() == {"status": "alive"}
     assert 'msgmem_recall_requests_total{outcome="unauthorized"} 1.0' in client.get("/metrics").text
+
+
+def test_an_unknown_chat_is_404_without_its_key_in_the_answer() -> None:
+    client, pool = client_for(pool=FakePool(known=False))
+    with client:
+        answer = client.get("/chats/whapi:CH:15550009999/recall", params={"q": "x"}, headers={"X-API-Key": KEY})
+    assert answer.status_code == 404 and answer.json() == {"error": "unknown_chat", "reason": "no chat has this key"}
+    assert pool.calls == []
+
+
+def test_without_openai_api_key_words_only_and_the_answer_says_why() -> None:
+    client, pool = client_for(embedder=False)  # no embedder given: built from settings, which have no key
+    with client:
+        answer = client.get("/chats/c/recall", params={"q": "order 4271"}, headers={"X-API-Key": KEY})
+    body = answer.json()
+    assert answer.status_code == 200 and body["by_meaning"] is False
+    assert body["semantic"] == {"used": False, "reason": "OPENAI_API_KEY is not set"}
+    [args] = pool.calls
+    assert args[1] is None and args[2] == "order 4271"  # no query vector: the word lists alone
+
+
+def test_a_chat_without_embeddings_is_not_embedded_for_and_says_so() -> None:
+    embedder = FakeEmbedder()
+    client, pool = client_for(embedder, pool=FakePool(embedded=False))
+    with client:
+        body = client.get("/chats/c/recall", params={"q": "x"}, headers={"X-API-Key": KEY}).json()
+    assert body["semantic"] == {"used": False, "reason": "no message of this chat has embeddings yet"}
+    assert embedder.calls == 0 and pool.calls[0][1] is None
+
+
+@pytest.mark.parametrize(("key", "reason"), [(None, "OPENAI_API_KEY is not set"), ("", "OPENAI_API_KEY is not set"),
+                                             ("sk-test", "no query embedder was given")])  # fmt: skip
+def test_the_reason_for_no_embedder_comes_from_settings(key: str | None, reason: str) -> None:
+    settings = Settings(_env_file=None, openai_api_key=key)  # type: ignore[call-arg]
+    assert RecallConfig.from_settings(settings).without_embedder == reason

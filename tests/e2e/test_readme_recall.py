@@ -1,0 +1,88 @@
+"""The README's recall example, run as written: the bundled Whapi fixtures posted to ingest, through
+normalize and the projector (real processes, real broker and Postgres), then the README's own
+``curl`` command (parsed from README.md, so the two stay in step) against the recall API with no
+OPENAI_API_KEY. It must answer 200 with snippets, and the answer the README shows."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from contracts.settings import Settings
+from ingest.bootstrap import create_app
+from msgmem.http_server import serving
+from tests.e2e.test_webhook_to_rows import WEBHOOKS, post, rows_when
+from tests.integration.test_ingest import ingest_settings
+from tests.integration.test_recall_api import KEY, recall_service
+from tests.services import running
+
+pytestmark = pytest.mark.integration
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def readme_example() -> tuple[str, list[str], str]:
+    """The curl command under "Recall for agents": its URL, its headers, and the answer shown."""
+    section = README.read_text().split("## Recall for agents", 1)[1].split("\n## ", 1)[0]
+    [command] = re.findall(r"```sh\n(.*?)```", section, re.S)
+    answer = re.findall(r"```json\n(.*?)```", section, re.S)[0]
+    argv = shlex.split(command.replace("\\\n", " "))
+    assert argv[0] == "curl", argv
+    headers, urls, rest = [], [], iter(argv[1:])
+    for arg in rest:
+        if arg == "-H":
+            headers.append(next(rest))
+        else:
+            assert not arg.startswith("-"), f"the test does not run curl option {arg}"
+            urls.append(arg)
+    [url] = urls
+    return url, headers, answer
+
+
+def test_the_readme_example_is_parsed() -> None:
+    url, headers, answer = readme_example()
+    assert url.startswith("http://127.0.0.1:8090/chats/") and "/recall?" in url
+    assert headers == ["Authorization: Bearer $RECALL_API_KEY"] and '"snippets"' in answer
+
+
+@pytest.fixture(scope="module")
+def pipeline(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
+    logs = tmp_path_factory.mktemp("readme-logs")
+    with running("normalize", stack.settings, logs), running("projector", stack.settings, logs):
+        yield stack.settings
+
+
+async def test_the_readme_recall_example_returns_snippets(
+    pipeline: Settings, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    url, headers, shown = readme_example()
+    chat_key = url.split("/chats/", 1)[1].split("/recall", 1)[0]
+    async with serving(create_app(ingest_settings(pipeline))) as ingest, httpx.AsyncClient(base_url=ingest) as client:
+        for path in sorted((WEBHOOKS / "whapi").glob("*.json")):  # `msgmem send tests/fixtures/webhooks/whapi/*.json`
+            await post(client, "whapi", path.read_bytes())
+    await rows_when(db, "select 1 from chat_messages where chat_key = $1 and body is not null", chat_key,
+                    expect=lambda rows: len(rows) >= 2)  # fmt: skip
+
+    recall_settings = pipeline.model_copy(update={"openai_api_key": None, "recall_api_key": SecretStr(KEY)})
+    with recall_service(recall_settings, tmp_path) as base:
+        env = {"RECALL_API_KEY": KEY}
+        expanded = [re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), os.environ.get(m.group(1), "")), h)
+                    for h in headers]  # fmt: skip
+        request_headers = dict(h.split(": ", 1) for h in expanded)
+        async with httpx.AsyncClient(timeout=10) as client:
+            answer = await client.get(url.replace("http://127.0.0.1:8090", base), headers=request_headers)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["chat"] == chat_key and body["snippets"], body
+    assert body["semantic"] == {"used": False, "reason": "OPENAI_API_KEY is not set"}
+    top = body["snippets"][0]
+    assert f'"text": "{top["text"]}"' in shown and f'"reason": "{body["semantic"]["reason"]}"' in shown
+    assert (top["source"], top["matched"], top["sender_name"]) == ("text", "words", "Dana Silva")
