@@ -88,7 +88,7 @@ def _cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
         for x in shown:
             state = "open" if x.open else "retried"
             print(f"{x.letter.dead_letter_id:<{width}} {x.letter.stage:<11} {state:<8} {_age(x.age_seconds):>8}  "
-                  f"{x.letter.error_type}: {x.letter.error[:80]}")
+                  f"{x.letter.summary[:80]}")
         print(f"{sum(x.open for x in letters.values())} open, {sum(not x.open for x in letters.values())} retried")
         return 0
     if args.action == "show":

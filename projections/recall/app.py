@@ -110,7 +110,8 @@ def create_app(
         refused = _unauthorized(settings, request)
         if refused is not None:
             metrics.requests.labels("unauthorized").inc()
-            return _error(401, "unauthorized", refused, {"WWW-Authenticate": "Bearer"})
+            log.warning("recall refused with 401: %s", refused)  # the reason is for the operator, not the caller
+            return _error(401, "unauthorized", "unauthorized", {"WWW-Authenticate": "Bearer"})
         started = time.perf_counter()
         threshold = settings.recall_min_similarity if min_similarity is None else min_similarity
         embedder_now: QueryEmbedder | None = request.app.state.embedder
