@@ -24,7 +24,7 @@ HTTP_CLIENT_LOGGERS = ("httpx", "httpcore", "aiohttp", "urllib3", "hpack", "h11"
 _MASK = "<redacted>"
 _SECRETS = (
     (re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+"), rf"\1{_MASK}"),  # Telegram: the token is the path
-    (re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]+"), rf"\1\2{_MASK}"),
+    (re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1\2{_MASK}"),
     (re.compile(r"(?i)\b((?:hub\.)?verify_token|api_?key|access_token|token|secret|password)=[^&\s\"']+"),
      rf"\1={_MASK}"),
     (re.compile(r"(?i)\b(apikey|api_?key|authorization)(\"?\s*[:]\s*\"?)[^\s\",}]+"), rf"\1\2{_MASK}"),
