@@ -2,7 +2,8 @@
 
 A dead letter holds the failed record's coordinates (topic, partition, offset), its key,
 value and headers exactly as read (base64; a value too large for this topic is left out
-and flagged, and read again from its coordinates), the error and the attempts made, so
+and flagged, and read again from its coordinates), the error (by type and field path,
+never by value: ``contracts.errors.describe_error``) and the attempts made, so
 `msgmem dlq retry` can run the stage again on the original input. When a retry succeeds
 a ``DeadLetterRetried`` marker follows on the same topic, so it is not retried twice.
 Keyed by stage, so a stage's letters and markers stay in order.
@@ -23,6 +24,7 @@ import orjson
 from pydantic import AwareDatetime, Field, TypeAdapter, ValidationError
 
 from contracts.envelope import Frozen
+from contracts.errors import describe_error, with_type
 
 TOPIC = "wa.deadletter"
 SCHEMA_VERSION = 1
@@ -63,7 +65,7 @@ class DeadLettered(Frozen):
             key_b64=base64.b64encode(key).decode() if key is not None else None,
             value_b64=base64.b64encode(value or b"").decode(),
             headers=[(name, base64.b64encode(raw or b"").decode()) for name, raw in headers],
-            error_type=type(error).__name__, error=str(error)[:4000], attempts=attempts,
+            error_type=type(error).__name__, error=describe_error(error)[:4000], attempts=attempts,
             failed_at=datetime.now(UTC),
         )
 
@@ -72,6 +74,11 @@ class DeadLettered(Frozen):
         return self.model_copy(
             update={"value_b64": "", "value_omitted": True, "value_bytes": len(base64.b64decode(self.value_b64))}
         )
+
+    @property
+    def summary(self) -> str:
+        """``Type: detail`` for people."""
+        return with_type(self.error_type, self.error)
 
     @property
     def key(self) -> bytes | None:
@@ -122,4 +129,4 @@ def decode(data: bytes) -> DeadLettered | DeadLetterRetried:
     try:
         return _ADAPTER.validate_json(data)
     except ValidationError as exc:
-        raise ValueError(f"not a wa.deadletter event: {exc}") from exc
+        raise ValueError(f"not a wa.deadletter event: {describe_error(exc)}") from exc

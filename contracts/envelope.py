@@ -20,6 +20,8 @@ from typing import Any, Generic, TypeVar
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter, ValidationError, field_validator
 
+from contracts.errors import SafeError, describe_error
+
 Payload = dict[str, Any]
 Upcaster = Callable[[Payload], Payload]
 UpcasterTable = Mapping[tuple[str, int], Upcaster]
@@ -27,8 +29,9 @@ UpcasterTable = Mapping[tuple[str, int], Upcaster]
 E = TypeVar("E")
 
 
-class EventDecodeError(ValueError):
-    """Bytes that are not a valid event of the topic: poison, for the dead-letter topic."""
+class EventDecodeError(SafeError, ValueError):
+    """Bytes that are not a valid event of the topic: poison, for the dead-letter topic.
+    Its message names the failing fields and error types, never a value."""
 
 
 class Frozen(BaseModel):
@@ -83,13 +86,13 @@ class EventCodec(Generic[E]):
         try:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise EventDecodeError(f"not JSON: {exc}") from exc
+            raise EventDecodeError(f"not JSON (at char {exc.pos})") from exc
         if not isinstance(payload, dict):
             raise EventDecodeError("an event must be a JSON object")
         try:
             return self._adapter.validate_python(self.upcast(payload))
         except ValidationError as exc:
-            raise EventDecodeError(str(exc)) from exc
+            raise EventDecodeError(describe_error(exc)) from exc
 
     def upcast(self, payload: Payload) -> Payload:
         kind = payload.get("type")

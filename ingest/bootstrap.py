@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from contracts.settings import Settings
-from ingest.errors import IngestError, MethodNotAllowed
+from ingest.errors import Forbidden, IngestError, MethodNotAllowed, Unauthorized
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher, Publisher
 from ingest.routes import DELIVERY_ROUTES, router
@@ -53,7 +53,9 @@ def create_app(settings: Settings, publisher: Publisher | None = None, *, tune_g
             headers["Retry-After"] = str(settings.ingest_retry_after_seconds)
         elif isinstance(exc, MethodNotAllowed):
             headers["Allow"] = "POST"
-        return JSONResponse({"error": exc.outcome, "reason": exc.reason}, status_code=exc.status_code, headers=headers)
+        # Why a credential was refused is for the log (IngestService.reject), not for whoever sent it.
+        reason = exc.outcome if isinstance(exc, Unauthorized | Forbidden) else exc.reason
+        return JSONResponse({"error": exc.outcome, "reason": reason}, status_code=exc.status_code, headers=headers)
 
     return app
 

@@ -3,8 +3,10 @@ reason that is safe to return and to log (never the body, never a secret)."""
 
 from __future__ import annotations
 
+from contracts.errors import SafeError
 
-class IngestError(Exception):
+
+class IngestError(SafeError):
     status_code = 500
     outcome = "error"
     #: answered with Retry-After: the provider should send it again later

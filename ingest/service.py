@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from contracts.errors import describe_error
 from contracts.outbound import OutboundMessage
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
@@ -148,6 +149,6 @@ def _check_outbound(payload: Any) -> None:
             OutboundMessage.model_validate(send)
         except ValidationError as exc:
             at = f"[{index}]" if isinstance(payload, list) else ""
-            problems += [f"{'.'.join([at, *map(str, e['loc'])]).lstrip('.') or '.'}: {e['msg']}" for e in exc.errors()]
+            problems.append(describe_error(exc, at).removeprefix("ValidationError: "))
     if problems:
         raise InvalidEvent(f"not an outbound message: {'; '.join(problems[:5])}")

@@ -4,7 +4,9 @@ Tails wa.deadletter in its own consumer group and posts one short message per ne
 to Telegram (TELEGRAM_BOT_TOKEN + TELEGRAM_CHAT_ID) and/or a generic webhook
 (ALERT_WEBHOOK_URL, JSON body). Retry markers are not alerted. With neither configured it
 consumes and counts, so it can run everywhere. The message carries the stage, error and
-coordinates — never the dead input's bytes, which may hold a customer's text.
+coordinates — never the dead input's bytes, which may hold a customer's text; the error is
+``contracts.errors.describe_error``'s (types and field paths). The Telegram URL holds the bot
+token, so httpx's request lines are kept out of the log (``msgmem.log_privacy``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def alert_text(letter: DeadLettered) -> str:
     """Pure: the human line for one dead letter."""
     return (
         f"Message Memory: {letter.stage} dead-lettered {letter.topic}[{letter.partition}]@{letter.offset} "
-        f"after {letter.attempts} attempt(s): {letter.error_type}: {letter.error[:300]} "
+        f"after {letter.attempts} attempt(s): {letter.summary[:300]} "
         f"(msgmem dlq show --id {letter.dead_letter_id})"
     )
 

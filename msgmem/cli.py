@@ -9,18 +9,28 @@
     msgmem projections rebuild   rebuild projections from offset 0 into fresh tables and swap them in
     msgmem replay     re-run a stage over a range of its input (--from/--until offset or time)
     msgmem status     lag per stage and partition, dead-letter depth, newest row per table
+
+Without KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL of its own, a command uses the running
+`msgmem dev`'s (``msgmem.devstate``); a broker or Postgres it cannot reach is one line on
+stderr and exit code 3 (``msgmem.reach``). Libraries' log lines show only with --verbose.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from contracts.settings import Settings
+from msgmem.devstate import with_dev_stack
 from msgmem.logging_setup import configure_logging
+from msgmem.reach import unreachable
+
+#: The exit code of a command that could not reach the broker or Postgres.
+UNREACHABLE = 3
 
 
 def _cmd_dev(settings: Settings, _args: argparse.Namespace) -> int:
@@ -88,7 +98,7 @@ def _cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
         for x in shown:
             state = "open" if x.open else "retried"
             print(f"{x.letter.dead_letter_id:<{width}} {x.letter.stage:<11} {state:<8} {_age(x.age_seconds):>8}  "
-                  f"{x.letter.error_type}: {x.letter.error[:80]}")
+                  f"{x.letter.summary[:80]}")
         print(f"{sum(x.open for x in letters.values())} open, {sum(not x.open for x in letters.values())} retried")
         return 0
     if args.action == "show":
@@ -221,17 +231,30 @@ COMMANDS: dict[str, Command] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="msgmem", description="Message Memory")
+    verbose = {"action": "store_true", "help": "also show the libraries' log lines (Kafka, HTTP, Faust)"}
+    parser.add_argument("-v", "--verbose", **verbose)  # type: ignore[arg-type]
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_args, _) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=help_text, description=help_text))
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("-v", "--verbose", default=argparse.SUPPRESS, **verbose)  # type: ignore[arg-type]
+        add_args(command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
-    configure_logging(settings.log_level)
-    return COMMANDS[args.command][2](settings, args)
+    if args.command != "dev":
+        settings = with_dev_stack(settings)
+    configure_logging(settings.log_level, libraries=None if args.verbose else logging.CRITICAL)
+    try:
+        return COMMANDS[args.command][2](settings, args)
+    except Exception as exc:
+        line = unreachable(exc, settings)
+        if line is None:
+            raise
+        print(f"msgmem: {line}", file=sys.stderr)
+        return UNREACHABLE
 
 
 if __name__ == "__main__":

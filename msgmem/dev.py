@@ -12,17 +12,15 @@ and Kafka.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import secrets
 import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 
 from contracts.settings import Settings
+from msgmem.devstate import STATE_FILE, dev_secrets, write_private
 from msgmem.kafka import ensure_topics
 from msgmem.localstack.kafka import LocalKafka, kafka_libs
 from msgmem.localstack.postgres import LocalPostgres
@@ -45,14 +43,11 @@ _DEV_SECRETS = (
 def dev_credentials(settings: Settings) -> dict[str, str]:
     """Provider secrets for the local run: the configured ones, random ones where unset.
 
-    They go to the children's environment and to the state file (mode 0600), where
-    `msgmem send` finds them, so a newcomer can post fixtures without any setup.
+    Random ones are made once and kept in STATE_DIR (``msgmem.devstate``), so a restart
+    keeps them. They go to the children's environment and to the state file (mode 0600),
+    where `msgmem send` finds them, so a newcomer can post fixtures without any setup.
     """
-    creds = {}
-    for name in _DEV_SECRETS:
-        value = getattr(settings, name)
-        creds[name] = value.get_secret_value() if value is not None else secrets.token_urlsafe(24)
-    return creds
+    return dev_secrets(settings, _DEV_SECRETS)
 
 
 def dev_media_env(settings: Settings) -> dict[str, str]:
@@ -82,7 +77,7 @@ def run_dev(settings: Settings) -> int:
     private_umask()
     state_dir = private_dir(settings.state_dir)
     state_dir.chmod(PRIVATE_DIR_MODE)  # one made by an earlier version too
-    state_file = state_dir / "dev-state.json"
+    state_file = state_dir / STATE_FILE
     stop = threading.Event()
     reason: list[str] = []
     phase = ["starting"]  # then "running", then "stopping"
@@ -158,10 +153,7 @@ def run_dev(settings: Settings) -> int:
 
         def write_state(pids: Mapping[str, int | None]) -> None:
             state["processes"] = dict(pids)
-            tmp = state_file.with_name(state_file.name + ".tmp")
-            tmp.touch(mode=0o600)
-            tmp.write_text(json.dumps(state, indent=2))
-            tmp.replace(state_file)  # readers never see a half-written file
+            write_private(state_file, state)
 
         # Kafka and Postgres are restarted on the same data directories and ports: the
         # services reconnect by themselves. A crashed service is started again as it was.

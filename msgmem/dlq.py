@@ -23,6 +23,7 @@ from aiokafka import TopicPartition
 
 from contracts import deadletter
 from contracts.deadletter import DeadLettered, DeadLetterRetried
+from contracts.errors import describe_error
 from contracts.settings import Settings
 from msgmem.kafka import end_offsets, read_range
 from msgmem.stages import open_handler
@@ -124,11 +125,11 @@ async def _retry_one(settings: Settings, item: Letter, writer: KafkaOutputs) -> 
         async with open_handler(letter.stage, settings) as handler:
             outputs = await handler(record)
     except Exception as exc:  # noqa: BLE001 - reported; the letter stays open
-        return RetryResult(letter.dead_letter_id, False, f"{type(exc).__name__}: {exc}")
+        return RetryResult(letter.dead_letter_id, False, describe_error(exc))
     letters = [o for o in outputs if o.topic == deadletter.TOPIC]
     again = next((x for x in map(_letter_in, letters) if x and x.dead_letter_id == letter.dead_letter_id), None)
     if again is not None:  # this very item failed again: nothing written, the letter stays open
-        return RetryResult(letter.dead_letter_id, False, f"{again.error_type}: {again.error}")
+        return RetryResult(letter.dead_letter_id, False, again.summary)
     written = len(outputs) - len(letters)
     marker = DeadLetterRetried(
         dead_letter_id=letter.dead_letter_id, stage=letter.stage, outputs=written, retried_at=datetime.now(UTC),

@@ -17,6 +17,9 @@ outage or an error loop from writing thousands of lines a second:
 ``RateLimiter`` and ``BrokerWatch`` are the pure parts: they are told the time and return
 the lines to write. ``QuietFilter`` joins them to ``logging``; a daemon thread ticks it
 every second so that summaries come out even when the records stop.
+
+Lines are written by ``msgmem.log_privacy.PrivateFormatter`` (no exception message, no
+credential) and HTTP clients are held at WARNING (their request lines carry URLs with tokens).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import IO
+
+from msgmem.log_privacy import PrivateFormatter, quiet_http_clients
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -281,10 +286,27 @@ class _Ticker:
 _installed: tuple[logging.Handler, QuietFilter, _Ticker | None] | None = None
 
 
+#: The top-level packages of this project; any other logger is a library's.
+OUR_PACKAGES = frozenset({"contracts", "ingest", "msgmem", "projections", "streams", "__main__"})
+
+
+class LibraryLevel(logging.Filter):
+    """Drops records of libraries' loggers below ``level`` (the CLI's: no library INFO unless --verbose)."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level or record.name.split(".", 1)[0] in OUR_PACKAGES
+
+
 def configure_logging(
-    level: str | int, *, stream: IO[str] | None = None, ticker: bool = True, **limits: float
+    level: str | int, *, stream: IO[str] | None = None, ticker: bool = True, libraries: int | None = None,
+    **limits: float,
 ) -> QuietFilter:
     """Log to ``stream`` (stderr) at ``level`` through a ``QuietFilter``; returns the filter.
+    ``libraries``: a higher level for records of other packages' loggers.
 
     Calling it again replaces what the previous call installed. Handlers that others put
     on the root logger (pytest's, for one) are left alone. ``limits`` go to ``QuietFilter``.
@@ -299,11 +321,14 @@ def configure_logging(
         if old_ticker is not None:
             old_ticker.stop()
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(PrivateFormatter(FORMAT))
+    if libraries is not None:
+        handler.addFilter(LibraryLevel(libraries))  # before QuietFilter: a dropped record is not counted
     quiet = QuietFilter(emit=handler.handle, level=levelno, **limits)  # type: ignore[arg-type]
     handler.addFilter(quiet)
     root.addHandler(handler)
     root.setLevel(levelno)
+    quiet_http_clients()
     # aiokafka logs the metadata updates that show the broker answering at DEBUG: let them
     # reach the filter, which reads and drops them (one every few minutes when all is well).
     cluster = logging.getLogger("aiokafka.cluster")

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from contracts.settings import Settings
+from msgmem.devstate import running_state
 
 PROVIDERS = ("whapi", "meta", "evolution", "outbound")
 
@@ -69,9 +70,9 @@ def _need(value: str | None, variable: str) -> str:
     return value
 
 
-def dev_state(settings: Settings) -> dict[str, str]:
-    state_file = settings.state_dir / "dev-state.json"
-    return json.loads(state_file.read_text()) if state_file.exists() else {}
+def dev_state(settings: Settings) -> dict[str, Any]:
+    """The running `msgmem dev`'s state (ingest URL, generated secrets), or nothing."""
+    return running_state(settings.state_dir) or {}
 
 
 def send_files(files: Sequence[Path], provider: str, url: str | None, settings: Settings) -> int:

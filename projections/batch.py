@@ -27,6 +27,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from contracts.deadletter import DeadLettered
 from contracts.envelope import EventDecodeError
+from contracts.errors import describe_error
 from projections.deadletters import DeadLetters
 from projections.errors import BatchAbandoned, is_poison
 from projections.items import Item, next_offsets
@@ -67,7 +68,7 @@ class _Refused(Exception):
     """The store refused the items for their data, after the allowed attempts."""
 
     def __init__(self, cause: BaseException) -> None:
-        super().__init__(str(cause))
+        super().__init__(describe_error(cause))
         self.cause = cause
 
 
@@ -100,7 +101,7 @@ class BatchApplier(Generic[E]):
         try:
             await self._write(items, offsets, aborted, self._policy.poison_attempts)
         except _Refused as refused:
-            log.warning("batch of %d events refused (%s); bisecting to find the poison", len(items), refused.cause)
+            log.warning("batch of %d events refused (%s); bisecting to find the poison", len(items), describe_error(refused.cause))
             await self._settle(items, aborted)
             await self._write([], offsets, aborted, 1)
         self._metrics.batches.inc()
@@ -145,7 +146,7 @@ class BatchApplier(Generic[E]):
 
     async def _send(self, letters: list[DeadLettered], reason: str, aborted: Callable[[], bool]) -> None:
         for letter in letters:
-            log.warning("dead-lettering %s (%s: %s)", letter.dead_letter_id, letter.error_type, letter.error[:200])
+            log.warning("dead-lettering %s (%s)", letter.dead_letter_id, letter.summary[:200])
         await self._retrying(lambda: self._dead_letters.publish(letters), aborted, poison_attempts=0)
         self._metrics.dead_lettered(reason, len(letters))
 
@@ -163,7 +164,7 @@ class BatchApplier(Generic[E]):
             exc = state.outcome.exception() if state.outcome else None
             kind = "poison" if exc is not None and is_poison(exc) else "transient"
             self._metrics.retried(kind)
-            log.warning("attempt %d failed (%s: %s); retrying", state.attempt_number, type(exc).__name__, exc)
+            log.warning("attempt %d failed (%s); retrying", state.attempt_number, describe_error(exc) if exc else "?")
 
         policy = self._policy
         retrying = AsyncRetrying(

@@ -36,6 +36,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
+from contracts.errors import describe_error
 from contracts.settings import Settings
 from msgmem.kafka import make_consumer, make_producer
 from msgmem.logging_setup import configure_logging
@@ -148,7 +149,7 @@ class Projector:
         try:
             await asyncio.wait_for(self._consumer.commit(mine), _KAFKA_COMMIT_TIMEOUT)
         except (KafkaError, TimeoutError) as exc:  # visibility only: Postgres holds the real position
-            log.debug("Kafka offset commit skipped: %r", exc)
+            log.debug("Kafka offset commit skipped: %s", describe_error(exc))
         except Exception:
             log.warning("Kafka offset commit failed (lag tools only; Postgres holds the position)", exc_info=True)
 
@@ -200,7 +201,8 @@ class Projector:
 
 
 def _log_offsets_failure(state: RetryCallState) -> None:
-    log.warning("reading stored offsets failed (%r); retrying", state.outcome.exception() if state.outcome else None)
+    exc = state.outcome.exception() if state.outcome else None
+    log.warning("reading stored offsets failed (%s); retrying", describe_error(exc) if exc else "?")
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped

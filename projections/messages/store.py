@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from contracts.errors import describe_error
 from contracts.messages import MEDIA_TYPES, MessageEvent
 from projections.errors import UsersTableError
 from projections.items import Item
@@ -64,7 +65,7 @@ async def check_users_table(conn: asyncpg.Connection, users_table: str) -> None:
     try:
         await conn.fetch(f"select id::text, phone::text from {users_table} limit 0")
     except asyncpg.PostgresError as exc:
-        raise UsersTableError(f"USERS_TABLE={users_table}: {exc}") from exc
+        raise UsersTableError(f"USERS_TABLE={users_table}: {describe_error(exc)}") from exc
 
 
 def _may_take_derived_text(ops: RowOps) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
+from contracts.errors import SafeError
 from contracts.settings import Settings
 from contracts.topics import limit_of, record_size
 from msgmem.kafka import make_producer
@@ -30,8 +31,8 @@ Sleep = Callable[[float], Awaitable[None]]
 _SIZE_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
-class RecordTooLarge(Exception):
-    """An output over its topic's record limit: retrying cannot help."""
+class RecordTooLarge(SafeError):
+    """An output over its topic's record limit: retrying cannot help. Names the topic and sizes only."""
 
     def __init__(self, topic: str, size: int, limit: int) -> None:
         super().__init__(f"an output to {topic} is {size:,} bytes, over the topic's limit of {limit:,} bytes")

@@ -24,6 +24,7 @@ from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_excepti
 
 from contracts import deadletter
 from contracts.deadletter import DeadLettered
+from contracts.errors import SafeError, describe_error
 from streams.common.outputs import OutputWriter, RecordTooLarge
 from streams.common.records import InputRecord, Output
 
@@ -35,8 +36,9 @@ GiveUp = Callable[[InputRecord, BaseException, int], Sequence[Output]]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class TransientError(Exception):
+class TransientError(SafeError):
     """An I/O failure worth retrying (timeouts, 429, 5xx). Anything else is poison.
+    Its message is shown in logs and dead letters: build it with ``describe_error(cause)``.
 
     ``retry_after``: seconds the server asked us to wait (a 429's Retry-After), if it said.
     """
@@ -188,14 +190,14 @@ class StageRunner:
         except Exception:  # noqa: BLE001 - the dead letter is written anyway; the hook only adds to it
             log.exception(
                 "%s: give-up hook failed for %s[%d]@%d", self.stage, record.topic, record.partition, record.offset
-            )
+            )  # the traceback's exception lines are described too (msgmem.logging_setup)
             return ()
 
     def _letter(self, record: InputRecord, exc: BaseException, attempts: int) -> DeadLettered:
         self.metrics.failed.inc()
         log.warning(
-            "%s: dead-lettering %s[%d]@%d after %d attempt(s): %s: %s",
-            self.stage, record.topic, record.partition, record.offset, attempts, type(exc).__name__, exc,
+            "%s: dead-lettering %s[%d]@%d after %d attempt(s): %s",
+            self.stage, record.topic, record.partition, record.offset, attempts, describe_error(exc),
         )
         return DeadLettered.of(
             self.stage, topic=record.topic, partition=record.partition, offset=record.offset,

@@ -25,6 +25,7 @@ from contracts.embeddings import (
     Source,
 )  # fmt: skip
 from contracts.envelope import Envelope
+from contracts.errors import describe_error
 from contracts.ids import event_id
 from streams.common.records import InputRecord, Output
 from streams.embed.chunking import Chunked
@@ -153,7 +154,7 @@ def skipped(work: NewText, cfg: EmbedConfig, reason: SkipReason, detail: str) ->
 def failed(work: NewText, cfg: EmbedConfig, error: BaseException, attempts: int) -> EmbeddingFailed:
     return EmbeddingFailed(
         **_base(work, "embedding_failed", work.source, work.sha256, cfg.model), source=work.source,
-        error_type=type(error).__name__, error=str(error)[:1000], attempts=attempts,
+        error_type=type(error).__name__, error=describe_error(error)[:1000], attempts=attempts,
         input_event_id=work.envelope.event_id,
     )  # fmt: skip
 

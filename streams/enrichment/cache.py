@@ -19,6 +19,7 @@ import asyncpg
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
+from contracts.errors import describe_error
 from streams.common.runner import TransientError
 
 Result = dict[str, Any]
@@ -71,7 +72,7 @@ class PostgresResultCache:
                 key.sha256, key.stage, key.model,
             )  # fmt: skip
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-            raise TransientError(f"result cache unavailable: {exc}") from exc
+            raise TransientError(f"result cache unavailable: {describe_error(exc)}") from exc
         return orjson.loads(raw) if raw is not None else None
 
     async def put(self, key: CacheKey, result: Result) -> None:
@@ -82,7 +83,7 @@ class PostgresResultCache:
                 key.sha256, key.stage, key.model, orjson.dumps(result).decode(),
             )  # fmt: skip
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-            raise TransientError(f"result cache unavailable: {exc}") from exc
+            raise TransientError(f"result cache unavailable: {describe_error(exc)}") from exc
 
 
 class CacheMetrics:

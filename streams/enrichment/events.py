@@ -8,6 +8,7 @@ from typing import Any
 
 from contracts import enrichment, media
 from contracts.enrichment import DerivedEvent, EnrichmentFailed, EnrichmentSkipped, SkipReason, Stage
+from contracts.errors import describe_error
 from contracts.ids import event_id
 from streams.common.records import InputRecord, Output
 
@@ -66,7 +67,7 @@ def skip_reason(m: media.MediaStored, cfg: StageConfig, *, has_client: bool) -> 
 def failed(m: media.MediaStored, cfg: StageConfig, error: BaseException, attempts: int, *, now: datetime) -> EnrichmentFailed:
     return EnrichmentFailed(
         **derived(m, cfg, "enrichment_failed", now=now, model=cfg.model),
-        error_type=type(error).__name__, error=str(error)[:1000], attempts=attempts,
+        error_type=type(error).__name__, error=describe_error(error)[:1000], attempts=attempts,
     )
 
 

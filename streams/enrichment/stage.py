@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from contracts.enrichment import DerivedEvent, SkipReason
 from contracts.media import MediaStored
+from contracts.errors import describe_error
 from streams.common.records import InputRecord, Output
 from streams.common.runner import TransientError
 from streams.enrichment.cache import CachedResults, CacheKey, Result
@@ -41,12 +42,12 @@ async def read_object(store: MediaStore, m: MediaStored) -> bytes:
     except FileNotFoundError as exc:
         raise MediaGone(f"{m.path} is no longer in storage") from exc
     except (StorageError, OSError, TimeoutError) as exc:
-        raise TransientError(f"media store: {type(exc).__name__}: {exc}") from exc
+        raise TransientError(f"media store: {describe_error(exc)}") from exc
     except Exception as exc:
         if str(getattr(exc, "status", "")) in ("400", "404"):  # Supabase Storage: object not found
             raise MediaGone(f"{m.path} is no longer in storage") from exc
         if type(exc).__module__.startswith(("httpx", "httpcore")):
-            raise TransientError(f"media store: {type(exc).__name__}: {exc}") from exc
+            raise TransientError(f"media store: {describe_error(exc)}") from exc
         raise
 
 

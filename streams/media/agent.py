@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
 
 from contracts import media, messages
+from contracts.errors import describe_error
 from contracts.messages import RecordRef
 from contracts.raw import TOPIC as RAW_TOPIC
 from contracts.settings import Settings
@@ -218,10 +219,10 @@ class MediaHandler:
         try:
             return await awaitable
         except (StorageError, OSError, TimeoutError) as exc:
-            raise TransientError(f"storage: {type(exc).__name__}: {exc}") from exc
+            raise TransientError(f"storage: {describe_error(exc)}") from exc
         except Exception as exc:
             if type(exc).__module__.startswith(("httpx", "httpcore")):
-                raise TransientError(f"storage: {type(exc).__name__}: {exc}") from exc
+                raise TransientError(f"storage: {describe_error(exc)}") from exc
             raise
 
 

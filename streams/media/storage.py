@@ -27,11 +27,12 @@ from urllib.parse import quote
 
 import httpx
 
+from contracts.errors import SafeError, describe_error
 from contracts.settings import Settings
 from msgmem.private import private_dir
 
 
-class StorageError(Exception):
+class StorageError(SafeError):
     """The store failed in a way worth retrying (network, 5xx)."""
 
 
@@ -229,7 +230,7 @@ class SupabaseMediaStore:
 
 def _storage_error(exc: Any) -> Exception:
     status = str(getattr(exc, "status", ""))
-    return StorageError(f"storage answered {status}: {exc}") if status.startswith("5") or not status else exc
+    return StorageError(f"storage answered {status or 'no status'}: {describe_error(exc)}") if status.startswith("5") or not status else exc
 
 
 async def build_store(settings: Settings) -> MediaStore:

@@ -12,8 +12,10 @@ alerts are read by people who must not see message text, phone numbers or tokens
 
 from __future__ import annotations
 
+from contracts.errors import SafeError
 
-class NormaliseError(Exception):
+
+class NormaliseError(SafeError):
     """Root of the normalize stage's errors. Its messages are written by this code, never
     copied from the input, so they are safe to show."""
 

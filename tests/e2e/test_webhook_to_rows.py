@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -153,5 +152,5 @@ async def test_one_bad_message_is_dead_lettered_alone_and_its_neighbours_become_
     assert letter.open and letter.letter.stage == "normalize" and letter.letter.topic == "wa.raw"
     assert letter.letter.part == "messages[2]"
     assert letter.letter.dead_letter_id.endswith(f":{letter.letter.offset}#messages[2]")
-    assert (letter.letter.error_type, letter.letter.error) == ("MalformedItem", "messages[2].timestamp: ValueError")
+    assert (letter.letter.error_type, letter.letter.error) == ("MalformedItem", "MalformedItem: messages[2].timestamp: ValueError")
     assert await db.fetchval("select count(*) from chat_messages where chat_key = $1", chat_key) == 4

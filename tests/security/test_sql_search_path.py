@@ -30,9 +30,9 @@ async def test_every_public_function_pins_its_search_path(settings: Settings) ->
     try:
         assert await conn.fetch(UNPINNED) == []
         pinned = await conn.fetchval(
-            "select count(*) from pg_proc where proname in ('match_session_messages', 'match_session_words')"
+            "select count(*) from pg_proc where proname in ('match_session_messages', 'match_session_words', 'match_session_texts')"
         )
-        assert pinned == 2
+        assert pinned == 3
     finally:
         await conn.close()
 

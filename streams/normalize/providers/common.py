@@ -12,16 +12,14 @@ neighbours still become events. Only an unreadable envelope fails the whole deli
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
-from contracts.envelope import Frozen
+from contracts.errors import describe_error, join_path
 from contracts.ids import chat_key, event_id, message_id, normalise_jid, phone_digits, to_utc
 from contracts.messages import (
     ContactCard,
@@ -125,55 +123,12 @@ class Items:
         return Normalised(self.events, self.failures)
 
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}").fullmatch
-
-
-def _join(path: str, name: str) -> str:
-    if not path:
-        return name
-    return f"{path}{name}" if name.startswith("[") else f"{path}.{name}"
-
-
-def _contract_fields() -> set[str]:
-    """Every field name of the contract models (walked on a failure only, never cached, so
-    models defined later count too)."""
-    names: set[str] = set()
-    todo: list[type[Frozen]] = [Frozen]
-    while todo:
-        model = todo.pop()
-        names.update(model.model_fields)
-        todo.extend(model.__subclasses__())
-    return names
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    """A pydantic error location as a field path. A part that is not a contract field name
-    (a dict key, which comes from the input) shows as ``*``."""
-    fields, out = _contract_fields(), ""
-    for part in loc:
-        out = _join(out, f"[{part}]" if isinstance(part, int) else part if part in fields else "*")
-    return out
-
-
 def describe(path: str, exc: BaseException) -> str:
-    """The error of the item at ``path`` by error type and field path, never by value.
-
-    ``str(exc)`` is not used: a parser's message quotes its input (``invalid literal for
-    int(): '+1555...'``) and a pydantic error carries ``input_value``. Our own errors
-    (``NormaliseError``) are written by this code, never from input, and are kept.
-    """
-    name = type(exc).__name__
+    """The error of the item at ``path`` by error type and field path, never by value
+    (``contracts.errors.describe_error``); a ``MalformedField`` names its field under ``path``."""
     if isinstance(exc, MalformedField):
-        return f"{_join(path, exc.field)}: {exc.problem}"
-    if isinstance(exc, ValidationError):
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        if errors:
-            return "; ".join(f"{_join(path, _loc(e['loc'])) or '.'}: {name}({e['type']})" for e in errors[:5])
-    elif isinstance(exc, NormaliseError):
-        return f"{path}: {name}: {exc}" if path else f"{name}: {exc}"
-    elif isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str) and _NAME(exc.args[0]):
-        name = f"{name} {exc.args[0]!r}"  # a field this code looked up, never an input value
-    return f"{path}: {name}" if path else name
+        return f"{join_path(path, exc.field)}: {exc.problem}"
+    return describe_error(exc, path)
 
 
 @dataclass(frozen=True)

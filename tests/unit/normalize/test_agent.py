@@ -43,7 +43,7 @@ def test_good_events_and_one_dead_letter_per_failed_item() -> None:
     letters = [DeadLettered.decode(o.value) for o in dead]
     assert [x.dead_letter_id for x in letters] == ["normalize:wa.raw:2:41#messages[1]", "normalize:wa.raw:2:41#messages[3]"]
     assert [x.part for x in letters] == ["messages[1]", "messages[3]"]
-    assert [x.error for x in letters] == ["messages[1].timestamp: ValueError", "messages[3]: KeyError 'id'"]
+    assert [x.error for x in letters] == ["MalformedItem: messages[1].timestamp: ValueError", "MalformedItem: messages[3]: KeyError 'id'"]
     for x in letters:
         assert (x.stage, x.topic, x.partition, x.offset, x.attempts) == ("normalize", "wa.raw", 2, 41, 1)
         assert x.error_type == "MalformedItem"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from contracts.settings import Settings
 from msgmem.dev import dev_credentials, dev_media_env
 from streams.media.agent import provider_access
@@ -11,8 +13,8 @@ def settings(**values: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def test_a_generated_whapi_token_leaves_whapi_media_skipped() -> None:
-    bare = settings()
+def test_a_generated_whapi_token_leaves_whapi_media_skipped(tmp_path: Path) -> None:
+    bare = settings(state_dir=tmp_path)  # where the generated secrets are kept
     env = {name.upper(): value for name, value in dev_credentials(bare).items()} | dev_media_env(bare)
     assert env["WHAPI_TOKEN"] and env["WHAPI_API_URL"] == ""
     worker = settings(whapi_token=env["WHAPI_TOKEN"], whapi_api_url=env["WHAPI_API_URL"])
