@@ -10,13 +10,16 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import OutOfOrderSequenceNumber
 from aiokafka.partitioner import DefaultPartitioner
 
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from contracts.topics import RAW
+from ingest.errors import BrokerUnavailable
 from ingest.publisher import KafkaPublisher
-from msgmem.kafka import end_offsets, partitions_of, read_range
+from msgmem.kafka import end_offsets, make_producer, partitions_of, read_range
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.integration
@@ -81,3 +84,42 @@ async def test_a_delivery_answered_before_the_next_is_sent_stays_before_it(
         await publisher.publish(d)
     landed = await stored(settings, start, channel)
     assert [d.delivery_id for _, d in landed] == [d.delivery_id for d in sent]
+
+
+async def test_a_producer_that_fails_every_write_is_replaced_and_writes_resume(settings: Settings) -> None:
+    """After a broker restart an idempotent producer can stay wedged (every batch refused with
+    OutOfOrderSequenceNumber). Once nothing has been acknowledged for ``stuck_after``, the
+    publisher replaces it, and the next delivery lands."""
+    made: list[AIOKafkaProducer] = []
+
+    def factory(s: Settings) -> AIOKafkaProducer:
+        producer = make_producer(s)
+        if not made:  # the first producer is the wedged one
+
+            async def refuse(*_args: object, **_kwargs: object) -> None:
+                raise OutOfOrderSequenceNumber("injected")
+
+            producer.send_batch = refuse  # type: ignore[method-assign]
+        made.append(producer)
+        return producer
+
+    cfg = settings.model_copy(update={"ingest_publish_timeout_seconds": 1.0})
+    publisher = KafkaPublisher(cfg, stuck_after=1.0, producer_factory=factory)
+    await publisher.start()
+    start = await end_offsets(settings, RAW.name)
+    channel = f"wedged-{uuid.uuid4().hex}"
+    refused = 0
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            try:
+                await publisher.publish(d := delivery(channel, body(refused)))
+                break
+            except BrokerUnavailable:
+                refused += 1
+                assert asyncio.get_running_loop().time() < deadline, "the wedged producer was never replaced"
+                await asyncio.sleep(0.2)
+    finally:
+        await publisher.stop()
+    assert refused >= 2 and len(made) == 2
+    assert [x.delivery_id for _, x in await stored(settings, start, channel)] == [d.delivery_id]
