@@ -184,6 +184,32 @@ class Progress:
         except Exception:  # noqa: BLE001 - a probe during an outage has no answer yet
             return None
 
+    async def members(self, name: str) -> tuple[str, frozenset[str]] | None:
+        """The group's state and member ids (None while the broker does not answer)."""
+        group = by_name(name).group
+        assert group is not None, f"{name} is not a consumer"
+        try:
+            admin = AIOKafkaAdminClient(**connection_config(self.stack.settings) | {"request_timeout_ms": 3000})
+            await asyncio.wait_for(admin.start(), 5)
+            try:
+                [response] = await asyncio.wait_for(admin.describe_consumer_groups([group]), 5)
+            finally:
+                await admin.close()
+        except Exception:  # noqa: BLE001 - no answer during an outage
+            return None
+        _error, _group, state, _ptype, _protocol, members, *_ = response.groups[0]
+        return state, frozenset(m[0] for m in members)
+
+    async def rejoined(self, name: str, before: frozenset[str], since: float, timeout: float) -> float | None:
+        """Seconds from ``since`` until the group is stable again without the members it had
+        (``before``): for a stage with nothing to consume, the moment it could consume again."""
+        while time.monotonic() - since < timeout:
+            now = await self.members(name)
+            if now is not None and now[0] == "Stable" and now[1] and not (now[1] & before):
+                return time.monotonic() - since
+            await asyncio.sleep(0.25)
+        return None
+
     async def moved(self, names: Sequence[str], since: float, timeout: float) -> float | None:
         """Seconds from ``since`` until every one of ``names`` has moved past where it is now
         (None: not within ``timeout``)."""
@@ -252,15 +278,22 @@ class KillService(Fault):
     service: str
     at: float = 0.0
     restart_after: float = 1.0
+    #: For a stage the workload gives nothing to consume (transcribe with text only): measure
+    #: until its group is stable again without the killed member, not until offsets move.
+    idle: bool = False
 
     @property
     def name(self) -> str:
-        return f"SIGKILL {self.service}"
+        return f"SIGKILL {self.service}" + (" (idle: group rejoined)" if self.idle else "")
 
     async def inject(self, ctx: Context) -> Outcome:
+        before = await ctx.progress.members(self.service) if self.idle else None
         t_kill = time.monotonic()
         ctx.pipeline.kill(self.service)
-        watch = asyncio.create_task(ctx.progress.moved([self.service], t_kill, ctx.recovery_timeout))
+        if before is not None:
+            watch = asyncio.create_task(ctx.progress.rejoined(self.service, before[1], t_kill, ctx.recovery_timeout))
+        else:
+            watch = asyncio.create_task(ctx.progress.moved([self.service], t_kill, ctx.recovery_timeout))
         await asyncio.sleep(self.restart_after)
         await ctx.pipeline.start_ready(self.service)
         return Outcome(self.name, await watch)
@@ -396,12 +429,14 @@ class Report:
     outcomes: list[Outcome]
     drained_s: float
     posted_s: float
+    embedded: int | None = None  #: accepted messages with chunks in message_embeddings (None: not checked)
 
     def lines(self) -> list[str]:
         out = [
             f"accepted {self.accepted} distinct messages; rows {self.rows}; lost {len(self.lost)}; "
             f"duplicated {self.duplicated}; checksum {'equal' if self.checksum_ok else 'DIFFERENT'}; "
-            f"dead letters {self.dead_letters}",
+            f"dead letters {self.dead_letters}"
+            + (f"; with embeddings {self.embedded}" if self.embedded is not None else ""),
             f"answers: {dict(sorted(self.answers.items()))} (0: no answer); posting took {self.posted_s:.1f}s, "
             f"rows complete {self.drained_s:.1f}s after the last post",
         ]
@@ -414,11 +449,11 @@ class Report:
 async def run_chaos(
     stack: Stack, workload: Workload, *, rate: float, faults: Sequence[Fault], log_dir: Path,
     services: Sequence[str] = ("ingest", "normalize", "projector"), extra_env: dict[str, str] | None = None,
-    drain_timeout: float = 240.0, say: Callable[[str], None] = print,
+    drain_timeout: float = 240.0, say: Callable[[str], None] = print, embeddings: bool = False,
 ) -> Report:
     """Start ``services``, post the workload while injecting ``faults`` in order (each
     once the provider's schedule reaches its ``at``), then wait until every accepted
-    message is a row and reconcile."""
+    message is a row (and, with ``embeddings``, has chunks) and reconcile."""
     settings = stack.settings
     dead_start = await end_offsets(settings, deadletter.TOPIC)
     pipeline = Pipeline(settings, log_dir, extra_env)
@@ -452,7 +487,9 @@ async def run_chaos(
                     "select count(distinct provider_message_id) from chat_messages where provider_message_id like $1",
                     pattern,
                 )
-                if n >= len(provider.accepted) or time.monotonic() - t_drain > drain_timeout:
+                embedded = await conn.fetchval(EMBEDDED_SQL, pattern) if embeddings else None
+                complete = n >= len(provider.accepted) and (embedded is None or embedded >= n)
+                if complete or time.monotonic() - t_drain > drain_timeout:
                     break
                 await asyncio.sleep(0.5)
             drained_s = time.monotonic() - t_drain
@@ -469,10 +506,17 @@ async def run_chaos(
             duplicated=summary["n"] - summary["distinct_ids"],
             checksum_ok=summary["checksum"] == checksum(expected) and rows == expected,
             dead_letters=len(dead),  # the stack is the run's own: any dead letter is the run's
-            answers=provider.answers, outcomes=outcomes, drained_s=drained_s, posted_s=posted_s,
+            answers=provider.answers, outcomes=outcomes, drained_s=drained_s, posted_s=posted_s, embedded=embedded,
         )
     finally:
         pipeline.stop_all()
+
+
+EMBEDDED_SQL = """
+select count(distinct m.provider_message_id)
+from message_embeddings e join chat_messages m on m.id = e.message_id
+where m.provider_message_id like $1
+"""
 
 
 async def _connect(settings: Settings, timeout: float = 60.0) -> asyncpg.Connection:
