@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -36,7 +37,16 @@ def settings(stack: Stack) -> Settings:
 async def db(stack: Stack) -> AsyncIterator[asyncpg.Connection]:
     """A connection to a database whose projected tables are empty at the start of the test."""
     conn = await asyncpg.connect(stack.settings.database_url)
-    await conn.execute(f"truncate {', '.join(PROJECTED_TABLES)}")
+    for attempt in range(5):
+        try:
+            await conn.execute(f"truncate {', '.join(PROJECTED_TABLES)}")
+            break
+        except asyncpg.DeadlockDetectedError:
+            # A worker of the previous test may still be writing as it stops; Postgres picked
+            # the truncate as the victim. Its locks are gone now: try again.
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.5)
     try:
         yield conn
     finally:
