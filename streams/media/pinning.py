@@ -31,8 +31,8 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 class BlockedAddress(Exception):
     """The host resolves to an address downloads may not connect to; never retried."""
 
-    def __init__(self, host: str, why: str) -> None:
-        super().__init__(f"{host} {why} (rule: public addresses only)")
+    def __init__(self, host: str, said: str) -> None:
+        super().__init__(f"{host} {said}; rule: public addresses only")
         self.host = host
 
 
@@ -66,8 +66,8 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         if (host.lower(), port) not in self._trusted:
             for address in addresses:
                 if (why := non_public(address)) is not None:
-                    said = f"is a {why} address" if literal is not None else f"resolves to a {why} address"
-                    raise BlockedAddress(host, said)
+                    said = "is" if literal is not None else f"resolves to {address},"
+                    raise BlockedAddress(host, f"{said} a non-public address ({why})")
         return addresses[0]
 
     async def connect_tcp(
@@ -82,7 +82,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
     ) -> httpcore.AsyncNetworkStream:
-        raise BlockedAddress("a unix socket", "is not a network address")
+        raise BlockedAddress("a unix socket", "is not a public address")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
