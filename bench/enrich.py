@@ -155,7 +155,7 @@ async def run(args: argparse.Namespace, settings: Settings, root: Path) -> None:
     idles, peaks = [], []
     media_dir = root / "media-bench"
     with ThreadedServer(fake_media.app) as url, running_stage(
-        "streams.media", settings, root, WHAPI_API_URL=url, WHAPI_API_TOKEN="test-whapi-token",
+        "streams.media", settings, root, WHAPI_API_URL=url, WHAPI_API_TOKEN="test-whapi-token", MEDIA_TRUSTED_ORIGINS=url,
         MEDIA_LOCAL_DIR=str(media_dir), MEDIA_MAX_BYTES=str(size + 1), MEDIA_SWEEP_INTERVAL_SECONDS="0",
     ) as child:  # fmt: skip
         assert child.pid is not None

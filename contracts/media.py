@@ -27,13 +27,14 @@ StorageBackend = Literal["local", "supabase"]
 FailureReason = Literal[
     "too_large",  # declared or streamed size above MEDIA_MAX_BYTES
     "sha256_mismatch",  # the bytes are not the file the provider announced
-    "host_not_allowed",  # the URL is outside the provider's allow-list: never requested
+    "host_not_allowed",  # the URL is outside the provider's allow-list or not https on 443: never requested
+    "address_not_public",  # the host resolves to a loopback, private, link-local... address: never connected
     "no_source",  # no media id or usable URL, or the provider is not configured
     "not_found",  # the provider no longer has it (Meta ids expire after 7 days)
     "unauthorized",  # the provider refused our credentials
     "rejected",  # any other 4xx from the provider
     "download_failed",  # transient errors outlived the retries (also dead-lettered)
-    "malformed",  # the media the provider put in the delivery itself is not valid base64
+    "malformed",  # inline base64 that is not valid, or a media id that is not one safe path segment
 ]
 # Why a media was not even attempted: the setting it needs (a token, an API URL) is not set.
 SkipReason = Literal["not_configured"]

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contracts.origins import Origin, describe, parse_origin
 from contracts.secret_policy import production_problems
 from contracts.topics import RAW, RAW_HEADERS_ALLOWANCE
 
@@ -145,7 +146,10 @@ class Settings(BaseSettings):
     meta_access_token: SecretStr | None = None
     meta_media_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["lookaside.fbsbx.com"])
     evolution_api_url: str | None = None
-    evolution_media_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Origins (scheme://host:port) media may be fetched from although they are not https on
+    # port 443 or resolve to a private address: a self-hosted API on a private network, or
+    # the tests' local fakes. Each must still be the API's origin or on a *_MEDIA_HOSTS list.
+    media_trusted_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Enrichment stages (streams/transcribe, streams/caption, streams/extract)
     openai_api_key: SecretStr | None = None
@@ -229,12 +233,25 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("whapi_media_hosts", "meta_media_hosts", "evolution_media_hosts", mode="before")
+    @field_validator("whapi_media_hosts", "meta_media_hosts", "media_trusted_origins", mode="before")
     @classmethod
     def _host_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip().lower() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("media_trusted_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        """Normalised to scheme://host:port; a path, user info or another scheme is refused."""
+        try:
+            return [describe(parse_origin(item)) for item in value]
+        except ValueError as exc:
+            raise ValueError(f"MEDIA_TRUSTED_ORIGINS: {exc}") from None
+
+    @property
+    def media_trusted(self) -> frozenset[Origin]:
+        return frozenset(parse_origin(item) for item in self.media_trusted_origins)
 
     @model_validator(mode="after")
     def _overlap_below_chunk_size(self) -> "Settings":

@@ -1,6 +1,8 @@
 """The media stage's I/O edge: a wa.messages record in, at most one wa.media record out.
 
 Per media message: fetch (streamed, capped, hashed), verify, store, and emit MediaStored.
+The stored type is an allow-listed one the file's first bytes confirm, else
+application/octet-stream (``mime``): a claimed type is never trusted alone.
 A duplicate is still downloaded: the SHA-256 in a message is the sender's claim (Baileys
 and WhatsApp clients set it), so linking a message to an object stored for another chat on
 that claim alone would let a crafted message point at someone else's file; the bytes are
@@ -27,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -37,18 +39,17 @@ from pydantic import SecretStr
 from contracts import media, messages
 from contracts.errors import describe_error
 from contracts.messages import RecordRef
+from contracts.origins import origin_of
 from contracts.raw import TOPIC as RAW_TOPIC
 from contracts.settings import Settings
 from streams.common.records import InputRecord, Output
 from streams.common.runner import TransientError
+from streams.media.access import CREDENTIAL_HOSTS, ProviderAccess
 from streams.media.logic import (
-    FALLBACK_MIME,
     MediaJob,
     NotConfigured,
     Placement,
-    ProviderAccess,
     Refused,
-    base_mime,
     check_declared_size,
     check_sha256,
     content_path,
@@ -60,6 +61,7 @@ from streams.media.logic import (
     skipped,
     stored,
 )
+from streams.media.mime import stored_mime
 from streams.media.providers import Downloaded, Fetcher, spool_bytes
 from streams.media.raw_records import RawRecords
 from streams.media.storage import MediaStore, StorageError
@@ -72,8 +74,9 @@ _MESSAGE_TYPES = {b"message_received", b"message_sent"}
 
 
 def provider_access(settings: Settings) -> dict[str, ProviderAccess]:
-    """Each provider's API base, credential header, extra media hosts and, when a setting its
-    API needs is missing, which one (an empty value counts as missing)."""
+    """Each provider's API base, credential header, extra media hosts, trusted origins and, when
+    its API cannot be used, why: a missing setting (an empty value counts as missing), or an API
+    URL that breaks the https-443 rule without being in MEDIA_TRUSTED_ORIGINS."""
 
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() or None if value is not None else None
@@ -84,21 +87,34 @@ def provider_access(settings: Settings) -> dict[str, ProviderAccess]:
     def unset(*required: tuple[str, object]) -> str | None:
         return next((f"{name} is not set" for name, value in required if not value), None)
 
+    trusted = settings.media_trusted
+
+    def access(provider: str, url: str | None, headers: dict[str, str], hosts: list[str], missing: str | None,
+               setting: str) -> ProviderAccess:  # fmt: skip
+        got = ProviderAccess(url or None, headers, tuple(hosts), missing, CREDENTIAL_HOSTS.get(provider, ()), trusted)
+        if missing is None and url:
+            origin = origin_of(url)
+            problem = got.transport_problem(origin) if origin else "not an http(s) URL without user info"
+            if problem is not None:
+                return replace(got, unset=f"{setting} is not usable: {problem}")
+        return got
+
     whapi_token, meta_token = secret(settings.whapi_media_token), secret(settings.meta_access_token)
     evolution_key = secret(settings.evolution_api_key)
     return {
-        "whapi": ProviderAccess(
-            settings.whapi_api_url or None, bearer(whapi_token), tuple(settings.whapi_media_hosts),
+        "whapi": access(
+            "whapi", settings.whapi_api_url, bearer(whapi_token), settings.whapi_media_hosts,
             unset(("WHAPI_API_URL", settings.whapi_api_url), ("WHAPI_API_TOKEN (or WHAPI_TOKEN)", whapi_token)),
+            "WHAPI_API_URL",
         ),
-        "meta": ProviderAccess(
-            settings.meta_graph_url.rstrip("/") or None, bearer(meta_token), tuple(settings.meta_media_hosts),
-            unset(("META_GRAPH_URL", settings.meta_graph_url), ("META_ACCESS_TOKEN", meta_token)),
+        "meta": access(
+            "meta", settings.meta_graph_url.rstrip("/"), bearer(meta_token), settings.meta_media_hosts,
+            unset(("META_GRAPH_URL", settings.meta_graph_url), ("META_ACCESS_TOKEN", meta_token)), "META_GRAPH_URL",
         ),
-        "evolution": ProviderAccess(
-            settings.evolution_api_url or None, {"apikey": evolution_key} if evolution_key else {},
-            tuple(settings.evolution_media_hosts),
+        "evolution": access(
+            "evolution", settings.evolution_api_url, {"apikey": evolution_key} if evolution_key else {}, [],
             unset(("EVOLUTION_API_URL", settings.evolution_api_url), ("EVOLUTION_API_KEY", evolution_key)),
+            "EVOLUTION_API_URL",
         ),
     }  # fmt: skip
 
@@ -168,7 +184,7 @@ class MediaHandler:
         got = await self._obtain(job)
         try:
             check_sha256(ref.sha256, got.sha256)
-            mime = ref.mime_type or base_mime(got.content_type) or FALLBACK_MIME
+            mime = stored_mime((ref.mime_type, got.content_type), got.head)
             path = content_path(got.sha256, mime)
             created = await self._guard(self.store.put(path, got.path, mime))
         finally:

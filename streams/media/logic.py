@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import orjson
 
@@ -20,9 +20,9 @@ from contracts import media
 from contracts.ids import event_id
 from contracts.media import FailureReason, MediaFailed, MediaKind, MediaSkipped, MediaStored
 from contracts.messages import MEDIA_TYPES, MediaRef, MessageReceived, MessageSent
-
-# The content type a file is stored with, when neither the event nor the provider says.
-FALLBACK_MIME = "application/octet-stream"
+from streams.media.access import ProviderAccess
+from streams.media.ids import instance_problem, media_id_problem
+from streams.media.mime import base_mime  # the enrichment stages import it from here too
 
 _EXTENSIONS = {
     "audio/ogg": ".ogg", "audio/opus": ".opus", "audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/mp4": ".m4a",
@@ -68,63 +68,12 @@ def job_for(event: object) -> MediaJob | None:
     return MediaJob(event, event.message_type, event.media)  # type: ignore[arg-type]
 
 
-def base_mime(mime: str | None) -> str | None:
-    return mime.split(";", 1)[0].strip().lower() or None if mime else None
-
-
 def content_path(sha256: str, mime: str | None) -> str:
     """Content-addressed object path: the same bytes always land at the same path."""
     return f"{sha256[:2]}/{sha256[2:4]}/{sha256}{_EXTENSIONS.get(base_mime(mime) or '', '')}"
 
 
 # --- where a file may be fetched from -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProviderAccess:
-    """One provider's API base URL, its credential and the only places its media may come from.
-
-    A URL is allowed when it has the API's own origin (scheme, host, port) or is https on one of
-    ``media_hosts`` (``.example.com`` also admits its subdomains). The credential is sent to
-    allowed URLs only, so a crafted payload can neither redirect the worker nor leak the token.
-
-    ``unset`` says why the provider's API cannot be used ("META_ACCESS_TOKEN is not set"); its
-    media is then skipped unless a URL on ``media_hosts`` (which the operator listed) serves it.
-    """
-
-    base_url: str | None
-    headers: dict[str, str] = field(default_factory=dict)
-    media_hosts: tuple[str, ...] = ()
-    unset: str | None = None
-
-    @property
-    def hosts_only(self) -> ProviderAccess:
-        """This access without the API's origin: what is left while the API is not configured."""
-        return replace(self, base_url=None)
-
-    def allows(self, url: str) -> bool:
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            return False
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
-            return False
-        if self.base_url and _origin(self.base_url) == (parts.scheme, parts.hostname, port or _default_port(parts.scheme)):
-            return True
-        host = parts.hostname.lower()
-        return parts.scheme == "https" and any(
-            host == h or (h.startswith(".") and host.endswith(h)) for h in self.media_hosts
-        )
-
-
-def _default_port(scheme: str) -> int:
-    return 443 if scheme == "https" else 80
-
-
-def _origin(url: str) -> tuple[str, str | None, int]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname, parts.port or _default_port(parts.scheme)
 
 
 Step = Literal["download", "meta_lookup", "evolution_base64"]
@@ -145,8 +94,11 @@ class FetchPlan:
 def plan_fetch(job: MediaJob, providers: dict[str, ProviderAccess], meta_version: str) -> FetchPlan:
     """How to get this job's bytes (never from its inline copy: see ``inline_base64``).
 
-    Raises ``NotConfigured`` when only an unset setting stands in the way, ``Refused`` when
-    no allowed way exists. An Evolution URL that is WhatsApp's encrypted blob is ignored.
+    Whapi and Meta: by media id from the API, else the webhook's URL when the allow-list admits
+    it. Evolution: from its API's getBase64FromMediaMessage only; the message's ``url`` is set
+    by the sender's client (WhatsApp's encrypted blob, or anything a crafted message says), so
+    it is never fetched. Raises ``NotConfigured`` when only an unset setting stands in the way,
+    ``Refused`` when no allowed way exists or an id would not be one path segment.
     """
     provider, ref = job.event.provider, job.ref
     access = providers.get(provider)
@@ -154,33 +106,28 @@ def plan_fetch(job: MediaJob, providers: dict[str, ProviderAccess], meta_version
         raise Refused("no_source", f"provider {provider!r} has no media downloads")
     api = (access.base_url or "").rstrip("/") if access.unset is None else ""
     reachable = access if access.unset is None else access.hosts_only
-    url = None if ref.url and provider == "evolution" and whatsapp_encrypted(ref.url) else ref.url
-    if provider == "whapi" and ref.provider_media_id and api:
-        return FetchPlan("download", "GET", f"{api}/media/{quote(ref.provider_media_id, safe='')}", access)
-    if provider == "meta" and ref.provider_media_id and api:
-        return FetchPlan("meta_lookup", "GET", f"{api}/{meta_version}/{quote(ref.provider_media_id, safe='')}", access)
-    if url and reachable.allows(url):
-        return FetchPlan("download", "GET", url, reachable)
-    if provider == "evolution" and api:
+    media_id = ref.provider_media_id
+    if provider in ("whapi", "meta") and media_id and api:
+        if (problem := media_id_problem(media_id)) is not None:
+            raise Refused("malformed", problem)
+        if provider == "whapi":
+            return FetchPlan("download", "GET", f"{api}/media/{quote(media_id, safe='')}", access)
+        return FetchPlan("meta_lookup", "GET", f"{api}/{meta_version}/{quote(media_id, safe='')}", access)
+    if provider == "evolution":
+        if not api:
+            raise NotConfigured(access.unset or "EVOLUTION_API_URL is not set")
+        if (problem := instance_problem(job.event.channel_id)) is not None:
+            raise Refused("malformed", problem)
         body = {"message": {"key": {"id": job.event.provider_message_id}}, "convertToMp4": False}
         instance = quote(job.event.channel_id, safe="")
         return FetchPlan("evolution_base64", "POST", f"{api}/chat/getBase64FromMediaMessage/{instance}", access, body)
+    if ref.url and (problem := reachable.problem(ref.url)) is None:
+        return FetchPlan("download", "GET", ref.url, reachable)
     if access.unset is not None:
         raise NotConfigured(access.unset)
-    if url:
-        raise Refused("host_not_allowed", f"{_host(url)} is not an allowed media host for {provider}")
+    if ref.url:
+        raise Refused("host_not_allowed", f"{provider} media URL refused: {problem}")
     raise Refused("no_source", f"{provider} media without an id or a usable URL")
-
-
-def whatsapp_encrypted(url: str) -> bool:
-    """A WhatsApp CDN URL (``mmg.whatsapp.net/...enc``): the sender's client set it in the
-    message and it serves the encrypted blob, never the file. Evolution passes it through."""
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-    except ValueError:
-        return False
-    return parts.path.lower().endswith(".enc") or host == "whatsapp.net" or host.endswith(".whatsapp.net")
 
 
 # --- media inline in the delivery (Evolution's webhook_base64) ------------------------------------
@@ -234,13 +181,6 @@ def decode_inline(text: str, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise Refused("too_large", f"{len(data)} bytes exceeds {max_bytes}")
     return data
-
-
-def _host(url: str) -> str:
-    try:
-        return urlsplit(url).hostname or "an invalid URL"
-    except ValueError:
-        return "an invalid URL"
 
 
 def check_declared_size(ref: MediaRef, max_bytes: int) -> None:

@@ -27,6 +27,7 @@ from msgmem.media_sweep import sweep_once
 from streams.common.faust_app import attach_stage, make_app, run_worker
 from streams.common.runner import RetryPolicy, StageMetrics, StageParts
 from streams.media.agent import STAGE, MediaHandler, MediaMetrics
+from streams.media.pinning import pinned_client
 from streams.media.providers import Fetcher
 from streams.media.raw_records import KafkaRawRecords
 from streams.media.storage import build_store
@@ -42,9 +43,10 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
+    """Connects only to public addresses (or MEDIA_TRUSTED_ORIGINS), to the address it checked."""
     n = settings.media_concurrency
     limits = httpx.Limits(max_connections=n * 2, max_keepalive_connections=n)
-    return httpx.AsyncClient(timeout=settings.media_download_timeout_seconds, limits=limits, follow_redirects=False)
+    return pinned_client(settings.media_trusted, timeout=settings.media_download_timeout_seconds, limits=limits)
 
 
 @asynccontextmanager

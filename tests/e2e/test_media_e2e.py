@@ -108,6 +108,7 @@ async def test_media_webhooks_end_as_rows_with_their_text(
         enrich = store | {"OPENAI_API_KEY": openai.api_key, "OPENAI_BASE_URL": f"{openai_url}/v1"}
         fetch = store | {"WHAPI_API_URL": media_url, "WHAPI_API_TOKEN": provider_media.whapi_token,
                          "META_GRAPH_URL": media_url, "META_ACCESS_TOKEN": provider_media.meta_token,
+                         "MEDIA_TRUSTED_ORIGINS": media_url,  # the fake: http on 127.0.0.1
                          "MEDIA_RETRY_MIN_SECONDS": "0.05", "MEDIA_RETRY_MAX_SECONDS": "0.2"}  # fmt: skip
         for name, env in (("normalize", {}), ("projector", {}), ("media", fetch), ("transcribe", enrich),
                           ("caption", enrich), ("extract", enrich)):  # fmt: skip

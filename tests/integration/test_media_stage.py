@@ -64,7 +64,7 @@ async def test_media_are_downloaded_verified_and_stored(settings: Settings, tmp_
     )  # fmt: skip
     with ThreadedServer(fake.app) as url, running_stage(
         "streams.media", settings, tmp_path, WHAPI_API_URL=url, WHAPI_API_TOKEN="test-whapi-token", META_GRAPH_URL=url,
-        META_ACCESS_TOKEN="test-access-token", MEDIA_LOCAL_DIR=str(media_dir), MEDIA_RETRY_MIN_SECONDS="0.05",
+        META_ACCESS_TOKEN="test-access-token", MEDIA_TRUSTED_ORIGINS=url, MEDIA_LOCAL_DIR=str(media_dir), MEDIA_RETRY_MIN_SECONDS="0.05",
         MEDIA_RETRY_MAX_SECONDS="0.2", MEDIA_SWEEP_INTERVAL_SECONDS="1",
     ):  # fmt: skip
 

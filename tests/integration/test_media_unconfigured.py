@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
 
 NO_CREDENTIALS = {
     "WHAPI_TOKEN": "", "WHAPI_API_TOKEN": "", "META_ACCESS_TOKEN": "", "EVOLUTION_API_URL": "",
-    "EVOLUTION_API_KEY": "", "WHAPI_MEDIA_HOSTS": "", "META_MEDIA_HOSTS": "", "EVOLUTION_MEDIA_HOSTS": "",
+    "EVOLUTION_API_KEY": "", "WHAPI_MEDIA_HOSTS": "", "META_MEDIA_HOSTS": "", "MEDIA_TRUSTED_ORIGINS": "",
 }  # fmt: skip
 MISSING = {
     "whapi": "not_configured: WHAPI_API_TOKEN (or WHAPI_TOKEN) is not set",

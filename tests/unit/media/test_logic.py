@@ -26,7 +26,6 @@ from streams.media.logic import (
     plan_fetch,
     skipped,
     stored,
-    whatsapp_encrypted,
 )
 from tests.fakes.events import inline_delivery, media_message, message_events, with_media
 
@@ -63,12 +62,13 @@ def test_only_messages_with_media_become_jobs() -> None:
     ],
 )
 def test_allow_list(url: str, allowed: bool) -> None:
-    assert PROVIDERS["whapi"].allows(url) is allowed
+    assert (PROVIDERS["whapi"].problem(url) is None) is allowed
 
 
 def test_subdomain_entries_start_with_a_dot() -> None:
     access = ProviderAccess(None, {}, (".fbsbx.com",))
-    assert access.allows("https://lookaside.fbsbx.com/x") and not access.allows("https://fbsbx.com.evil/x")
+    assert access.problem("https://lookaside.fbsbx.com/x") is None
+    assert access.problem("https://fbsbx.com.evil/x") == "fbsbx.com.evil is not on the allow-list of media hosts"
 
 
 def test_plans_per_provider() -> None:
@@ -161,8 +161,8 @@ def test_a_provider_without_its_settings_is_not_configured(provider: str, values
 
 
 def test_whapi_media_fall_back_to_the_webhook_token_and_credentials_are_configured() -> None:
-    providers = unconfigured(whapi_token="webhook-token", meta_access_token="m",
-                             evolution_api_url="http://evo:8080", evolution_api_key="e")  # fmt: skip
+    providers = unconfigured(whapi_token="webhook-token", meta_access_token="m", evolution_api_url="http://evo:8080",
+                             evolution_api_key="e", media_trusted_origins="http://evo:8080")  # fmt: skip
     assert all(access.unset is None for access in providers.values())
     assert providers["whapi"].headers == {"authorization": "Bearer webhook-token"}
     assert plan(media_message("whapi", "voice"), providers).step == "download"
@@ -179,19 +179,27 @@ def test_a_listed_media_host_still_serves_while_the_api_is_not_configured() -> N
         plan(api_origin, providers)
 
 
-def test_whatsapp_encrypted_urls_are_never_planned() -> None:
+def test_an_api_url_breaking_the_https_rule_is_not_usable_unless_trusted() -> None:
+    plain = unconfigured(evolution_api_url="http://evo:8080", evolution_api_key="e")["evolution"]
+    assert plain.unset == ("EVOLUTION_API_URL is not usable: evo:8080 over http breaks the https-on-port-443 rule "
+                           "(MEDIA_TRUSTED_ORIGINS lists exceptions)")  # fmt: skip
+    with pytest.raises(NotConfigured, match="EVOLUTION_API_URL is not usable"):
+        plan(media_message("evolution", "voice"), {"evolution": plain})
+    other_port = unconfigured(evolution_api_url="http://evo:8080", evolution_api_key="e",
+                              media_trusted_origins="http://evo:8081,https://evo:8080")  # fmt: skip
+    assert other_port["evolution"].unset is not None  # an exact origin: scheme and port included
+    assert unconfigured(meta_access_token="m")["meta"].unset is None  # https://graph.facebook.com
+
+
+def test_evolution_media_never_come_from_the_message_url() -> None:
     event = media_message("evolution", "image_with_caption")
-    assert event.media is not None and whatsapp_encrypted(event.media.url or "")
-    assert whatsapp_encrypted("https://mmg.whatsapp.net/v/t62/abc?ccb=1") and whatsapp_encrypted("https://x.test/a.enc")
-    assert not whatsapp_encrypted("https://s3.example.test/evolution/abc.jpeg")
-    listed = unconfigured(evolution_media_hosts="mmg.whatsapp.test")  # even when an operator lists its host
+    assert event.media is not None and event.media.url  # WhatsApp's .enc URL, set by the sender's client
     with pytest.raises(NotConfigured, match="EVOLUTION_API_URL"):
-        plan(event, listed)
-    configured = unconfigured(evolution_api_url="http://evo:8080", evolution_api_key="e",
-                              evolution_media_hosts="mmg.whatsapp.test")  # fmt: skip
-    assert plan(event, configured).step == "evolution_base64"
-    plaintext = with_media(event, url="https://mmg.whatsapp.test/minio/receipt.jpeg")
-    assert plan(plaintext, listed).url == "https://mmg.whatsapp.test/minio/receipt.jpeg"
+        plan(event, unconfigured())
+    configured = unconfigured(evolution_api_url="https://evo.example", evolution_api_key="e")
+    for url in (event.media.url, "https://s3.example.test/evolution/receipt.jpeg", "http://169.254.169.254/"):
+        got = plan(with_media(event, url=url), configured)
+        assert (got.step, got.url) == ("evolution_base64", "https://evo.example/chat/getBase64FromMediaMessage/acme-main")
 
 
 # --- inline media ---------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from contracts.settings import Settings
 from msgmem.http_server import serving
 from streams.common.runner import TransientError
 from streams.media.agent import MediaHandler, MediaMetrics
+from streams.media.main import http_client
 from streams.media.providers import Fetcher
 from streams.media.storage import LocalMediaStore
 from tests.fakes.events import (
@@ -46,6 +47,7 @@ def settings_for(url: str, tmp_path: Path, **extra: object) -> Settings:
         "whapi_api_url": url, "whapi_api_token": "test-whapi-token", "meta_graph_url": url,
         "meta_access_token": "test-access-token", "evolution_api_url": url, "evolution_api_key": "test-evolution-apikey",
         "media_local_dir": tmp_path / "media", "media_max_bytes": 1024 * 1024,
+        "media_trusted_origins": [url],  # the fake serves http on 127.0.0.1: trusted explicitly
     }  # fmt: skip
     return Settings(_env_file=None, **(values | extra))  # type: ignore[call-arg]
 
@@ -55,7 +57,7 @@ async def handler(provider: tuple[FakeProviderMedia, str], tmp_path: Path) -> As
     _fake, url = provider
     settings = settings_for(url, tmp_path)
     store = LocalMediaStore(settings.media_dir, settings.media_bucket)
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with http_client(settings) as client:
         yield MediaHandler(settings, store, Fetcher(client, settings.media_max_bytes), MediaMetrics(CollectorRegistry()))
 
 
@@ -145,7 +147,7 @@ async def test_wrong_credentials_and_missing_media_are_final(
     _fake, url = provider
     settings = settings_for(url, tmp_path, whapi_api_token="wrong")
     store = LocalMediaStore(settings.media_dir, settings.media_bucket)
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with http_client(settings) as client:
         h = MediaHandler(settings, store, Fetcher(client, settings.media_max_bytes), MediaMetrics(CollectorRegistry()))
         assert (await run(h, media_message("whapi", "voice"))).reason == "unauthorized"  # type: ignore[union-attr]
         gone = with_media(media_message("meta", "voice"), provider_media_id="999")
@@ -230,12 +232,12 @@ async def test_inline_media_gone_from_wa_raw_fall_back_to_the_api(provider: tupl
                                                                   tmp_path: Path) -> None:  # fmt: skip
     _fake, url = provider
     _record, event = inline_delivery("voice", "voice_note.ogg")
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with http_client(Settings(_env_file=None, media_trusted_origins=url)) as client:  # type: ignore[call-arg]
         skipped = await run(inline_handler(tmp_path, client, FakeRawRecords()), event)
         assert isinstance(skipped, media.MediaSkipped)
         assert skipped.detail == "EVOLUTION_API_URL is not set, and the inline copy was not found in wa.raw"
         api = inline_handler(tmp_path, client, FakeRawRecords(), evolution_api_url=url,
-                             evolution_api_key="test-evolution-apikey")  # fmt: skip
+                             evolution_api_key="test-evolution-apikey", media_trusted_origins=url)  # fmt: skip
         assert isinstance(await run(api, event), media.MediaStored)
 
 
@@ -288,7 +290,7 @@ async def test_download_errors_name_the_host_and_status_never_the_url(
 async def test_network_errors_name_the_host_and_the_error(tmp_path: Path) -> None:
     settings = settings_for("http://127.0.0.1:9", tmp_path, whapi_api_token="SECRET-TOKEN")  # discard: refused
     store = LocalMediaStore(settings.media_dir, settings.media_bucket)
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with http_client(settings) as client:
         h = MediaHandler(settings, store, Fetcher(client, settings.media_max_bytes), MediaMetrics(CollectorRegistry()))
         with pytest.raises(TransientError) as caught:
             await h(message_record(media_message("whapi", "voice")))
