@@ -37,6 +37,7 @@ from streams.normalize.providers.mapped_values import (
     address,
     as_text,
     moment,
+    plain_phone,
     required,
     search,
     text,
@@ -60,7 +61,7 @@ def who(rule: Who, item: Any, business_numbers: Collection[str], *, chat_require
             raise Missing("chat")
         return UNNAMED_CHAT, Author(outbound, sender, sender_name)
     try:
-        chat = Chat.from_jid(where, group_name=chat_name, contact_name=chat_name if outbound else sender_name)
+        chat = Chat.from_jid(plain_phone(where), group_name=chat_name, contact_name=chat_name if outbound else sender_name)
     except ValueError:
         raise MalformedField("chat", "not a WhatsApp address") from None
     return chat, Author(outbound, sender, sender_name)
@@ -197,7 +198,7 @@ def status(rule: StatusRule, item: Any, raw: Json, source: Source, _numbers: Col
     target = required(rule.target, item, "target")
     where = required(rule.chat, item, "chat")
     try:
-        chat = Chat.from_jid(where)
+        chat = Chat.from_jid(plain_phone(where))
     except ValueError:
         raise MalformedField("chat", "not a WhatsApp address") from None
     occurred_at = moment(rule.timestamp, item, source.delivery.received_at)

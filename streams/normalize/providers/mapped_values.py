@@ -3,14 +3,16 @@ our events hold. Pure; a failure names the mapping's field, never the value foun
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
-from contracts.ids import normalise_jid
+from contracts.ids import normalise_jid, phone_digits
 from contracts.mapping_expr import Expression, SearchError
 from streams.normalize.errors import MalformedField
 from streams.normalize.providers.common import chat_id_of, when
 
+_FORMATTED_PHONE = re.compile(r"\+?[0-9][0-9 ().-]{4,}").fullmatch
 _JSON = {dict: "object", list: "array", bool: "boolean", str: "string", int: "number", float: "number"}
 
 
@@ -65,9 +67,15 @@ def address(value: str | None, field: str) -> str | None:
     if value is None:
         return None
     try:
-        return normalise_jid(value).chat_id
+        return normalise_jid(plain_phone(value)).chat_id
     except ValueError:
         raise MalformedField(field, "not a WhatsApp address") from None
+
+
+def plain_phone(value: str) -> str:
+    """A phone number as people write it (``+1 555-000-1234``) as its digits; anything else
+    (a WhatsApp address, a group id) unchanged. Gateways write numbers many ways."""
+    return (phone_digits(value) or value) if _FORMATTED_PHONE(value) else value
 
 
 def first_chat(value: Any) -> str | None:
