@@ -73,6 +73,8 @@ def _warn_unconfigured(settings: Settings, registry: Mapping[str, Provider]) -> 
             ("EVOLUTION_API_KEY", settings.evolution_api_key),
             ("INGEST_API_KEY", settings.ingest_api_key),
         ) if value is None
-    ] + [p.mapping.auth.secret_env for p in registry.values() if isinstance(p, DeclarativeProvider) and not p.configured]
+    ] + [
+        p.mapping.auth.secret_env for p in registry.values() if isinstance(p, DeclarativeProvider) and not p.configured
+    ]
     if missing:
         log.warning("not set, so the matching deliveries are refused with 401: %s", ", ".join(missing))

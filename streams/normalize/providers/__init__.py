@@ -66,4 +66,7 @@ def declarative_normalisers(paths: Iterable[Path]) -> dict[str, Normaliser]:
     return {name: DeclarativeNormaliser(m) for name, m in load_mappings(list(paths)).items()}
 
 
-__all__ = ["NORMALISERS", "declarative_normalisers", "ItemFailure", "Normalised", "Normaliser", "UnparseableDelivery", "normalise_delivery"]
+__all__ = [
+    "NORMALISERS", "ItemFailure", "Normalised", "Normaliser", "UnparseableDelivery", "declarative_normalisers",
+    "normalise_delivery",
+]  # fmt: skip

@@ -41,7 +41,7 @@ class DeclarativeNormaliser:
         delivery_kind = text(self.mapping.kind, body, "kind")
         items = Items()
         for section in self.mapping.sections:
-            found = search(section.items, body, f"sections.{section.name}.items") if section.items else body.get(section.name)
+            found = self._items(section, body)
             context = (section, delivery_kind, body, source, business_numbers)
             if isinstance(found, dict):
                 items.one(section.name, found, self._item, *context)
@@ -51,7 +51,8 @@ class DeclarativeNormaliser:
             if member not in self._known:
                 self._unmapped(items, member, value, delivery_kind, body, source)
         if not items.events and not items.failures:
-            items.events.append(source.provider_event(delivery_kind or "empty", body, reason="a delivery with no items"))
+            nothing = source.provider_event(delivery_kind or "empty", body, reason="a delivery with no items")
+            items.events.append(nothing)
         return items.result()
 
     def _item(
@@ -64,12 +65,20 @@ class DeclarativeNormaliser:
             if isinstance(rule, EventRule):
                 return self._event(item, rule, section.name, kind, body, source)
             try:
-                return BUILDERS[rule.emit](rule, item, self._raw(rule.raw, item), source, numbers)  # type: ignore[operator]
+                build = BUILDERS[rule.emit]
+                return build(rule, item, self._raw(rule.raw, item), source, numbers)  # type: ignore[operator]
             except Missing as missing:
                 reason = f"rule {index} ({rule.emit}) of section {section.name} found no {missing.field}"
                 return self._event(item, self.mapping.unmapped, section.name, kind, body, source, reason)
         return self._event(item, self.mapping.unmapped, section.name, kind, body, source,
                            f"no rule of section {section.name} took it")  # fmt: skip
+
+    @staticmethod
+    def _items(section: Section, body: Json) -> Any:
+        """The section's items: its ``items`` expression's, or the body's member of its name."""
+        if section.items is None:
+            return body.get(section.name)
+        return search(section.items, body, f"sections.{section.name}.items")
 
     @staticmethod
     def _raw(expr: Any, data: Any) -> Json:

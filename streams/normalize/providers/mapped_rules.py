@@ -61,7 +61,8 @@ def who(rule: Who, item: Any, business_numbers: Collection[str], *, chat_require
             raise Missing("chat")
         return UNNAMED_CHAT, Author(outbound, sender, sender_name)
     try:
-        chat = Chat.from_jid(plain_phone(where), group_name=chat_name, contact_name=chat_name if outbound else sender_name)
+        contact_name = chat_name if outbound else sender_name
+        chat = Chat.from_jid(plain_phone(where), group_name=chat_name, contact_name=contact_name)
     except ValueError:
         raise MalformedField("chat", "not a WhatsApp address") from None
     return chat, Author(outbound, sender, sender_name)
