@@ -7,11 +7,13 @@ Every field is read from the environment (upper-case name) or from ``.env``;
 
 from __future__ import annotations
 
+import os
 import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from dotenv import dotenv_values
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.origins import Origin, describe, parse_origin
@@ -92,6 +94,10 @@ class Settings(BaseSettings):
     meta_app_secret: SecretStr | None = None
     meta_verify_token: SecretStr | None = None
     evolution_api_key: SecretStr | None = None
+    # Declarative providers: YAML mapping files (comma-separated paths), each served at
+    # /webhooks/<its name> and read by the normalize stage (contracts/provider_mapping.py).
+    # Their secrets are in the environment variables the files name (named_secret).
+    declarative_providers: Annotated[list[Path], NoDecode] = Field(default_factory=list)
 
     # Normalize stage
     opt_out_keywords: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -233,6 +239,23 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("declarative_providers", mode="before")
+    @classmethod
+    def _path_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [Path(item.strip()).expanduser() for item in value.split(",") if item.strip()]
+        return value
+
+    def named_secret(self, variable: str) -> SecretStr | None:
+        """The secret in environment variable ``variable`` (or ``.env``), for a provider mapping
+        that names it; None when unset or blank. Read when the mapping is loaded, at start-up."""
+        value = os.environ.get(variable)
+        if value is None:
+            env_file = self.model_config.get("env_file")
+            if isinstance(env_file, str) and Path(env_file).is_file():
+                value = dotenv_values(env_file).get(variable)
+        return SecretStr(value) if value and value.strip() else None
+
     @field_validator("whapi_media_hosts", "meta_media_hosts", "media_trusted_origins", mode="before")
     @classmethod
     def _host_list(cls, value: object) -> object:
@@ -306,10 +329,11 @@ class Settings(BaseSettings):
         for a delivery the broker would refuse)."""
         return min(self.ingest_max_body_bytes, RAW.limit(self.kafka_max_message_bytes) - RAW_HEADERS_ALLOWANCE)
 
-    def ingest_body_limit_of(self, provider: str) -> int:
+    def ingest_body_limit_of(self, provider: str, own: int | None = None) -> int:
         """The largest body of ``provider`` (whapi, meta, evolution, outbound): its own cap
-        (INGEST_<PROVIDER>_MAX_BODY_BYTES) if set, never above ``ingest_body_limit``."""
-        own = getattr(self, f"ingest_{provider}_max_body_bytes", None)
+        (INGEST_<PROVIDER>_MAX_BODY_BYTES, or ``own``: a declarative provider's
+        ``max_body_bytes``) if set, never above ``ingest_body_limit``."""
+        own = own or getattr(self, f"ingest_{provider}_max_body_bytes", None)
         return min(own, self.ingest_body_limit) if own else self.ingest_body_limit
 
     @property

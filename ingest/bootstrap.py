@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from contracts.settings import Settings
+from ingest import providers
 from ingest.errors import Forbidden, IngestError, MethodNotAllowed, Unauthorized
 from ingest.metrics import IngestMetrics
+from ingest.providers.base import Provider
+from ingest.providers.declarative import DeclarativeProvider
 from ingest.publisher import KafkaPublisher, Publisher
 from ingest.routes import DELIVERY_ROUTES, router
 from ingest.service import IngestService
@@ -28,12 +31,13 @@ def create_app(settings: Settings, publisher: Publisher | None = None, *, tune_g
     once start-up is done (``msgmem.gc_tuning``); tests leave their process alone.
     """
     metrics = IngestMetrics()
+    registry = providers.registry(settings)  # a bad mapping file stops start-up here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         chosen = publisher if publisher is not None else KafkaPublisher(settings)
-        app.state.service = IngestService(settings, chosen, metrics)
-        _warn_unconfigured(settings)
+        app.state.service = IngestService(settings, chosen, metrics, registry)
+        _warn_unconfigured(settings, registry)
         await chosen.start()
         if tune_gc:
             settle_gc()
@@ -60,7 +64,7 @@ def create_app(settings: Settings, publisher: Publisher | None = None, *, tune_g
     return app
 
 
-def _warn_unconfigured(settings: Settings) -> None:
+def _warn_unconfigured(settings: Settings, registry: Mapping[str, Provider]) -> None:
     missing = [
         name for name, value in (
             ("WHAPI_TOKEN", settings.whapi_token),
@@ -69,6 +73,8 @@ def _warn_unconfigured(settings: Settings) -> None:
             ("EVOLUTION_API_KEY", settings.evolution_api_key),
             ("INGEST_API_KEY", settings.ingest_api_key),
         ) if value is None
+    ] + [
+        p.mapping.auth.secret_env for p in registry.values() if isinstance(p, DeclarativeProvider) and not p.configured
     ]
     if missing:
         log.warning("not set, so the matching deliveries are refused with 401: %s", ", ".join(missing))

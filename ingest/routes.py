@@ -58,7 +58,7 @@ DELIVERY_ROUTES = [
 async def confirm_subscription(provider_name: str, request: Request) -> str:
     """A provider's subscription check (Meta's); on any other provider's route GET is 405."""
     service = service_of(request)
-    provider = providers.get(provider_name)
+    provider = service.provider(provider_name)
     check = providers.handshake_of(provider)
     if check is None:
         raise MethodNotAllowed(f"{provider_name} deliveries are POSTed; it has no GET subscription check")

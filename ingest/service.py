@@ -33,10 +33,14 @@ log = logging.getLogger(__name__)
 
 
 class IngestService:
-    def __init__(self, settings: Settings, publisher: Publisher, metrics: IngestMetrics) -> None:
+    def __init__(
+        self, settings: Settings, publisher: Publisher, metrics: IngestMetrics,
+        registry: Mapping[str, Provider] = providers.REGISTRY,
+    ) -> None:  # fmt: skip
         self.settings = settings
         self.publisher = publisher
         self.metrics = metrics
+        self.providers = registry
         self._in_flight = 0  # deliveries past their header check (one event loop: a plain counter)
 
     async def receive(
@@ -58,8 +62,8 @@ class IngestService:
                     raise Overloaded(f"{self.settings.ingest_max_in_flight} deliveries in flight already")
                 self._in_flight += 1
                 try:
-                    body = await read_capped(headers, stream, self.settings.ingest_body_limit_of(provider.name),
-                                             self.settings.ingest_body_timeout_seconds)  # fmt: skip
+                    limit = self.settings.ingest_body_limit_of(provider.name, getattr(provider, "max_body_bytes", None))
+                    body = await read_capped(headers, stream, limit, self.settings.ingest_body_timeout_seconds)
                     if not authentic:
                         provider.verify_body(self.settings, headers, body)
                     return await self._append(provider, headers, body)
@@ -69,9 +73,13 @@ class IngestService:
                 self.reject(provider.name, exc)
                 raise
 
+    def provider(self, provider_name: str) -> Provider:
+        """The webhook provider of that name; ``UnknownProvider`` (404) when there is none."""
+        return providers.get(provider_name, self.providers)
+
     def _provider(self, provider_name: str | None) -> Provider:
         try:
-            return providers.OUTBOUND if provider_name is None else providers.get(provider_name)
+            return providers.OUTBOUND if provider_name is None else providers.get(provider_name, self.providers)
         except UnknownProvider as exc:
             self.reject("unknown", exc)
             raise

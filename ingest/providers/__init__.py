@@ -1,9 +1,14 @@
-"""The provider registry. Adding a provider (WAHA, …) is one module here, no route code."""
+"""The provider registry. Adding a provider (WAHA, …) is one module here, no route code,
+or, for a gateway that needs no code, one mapping file named in DECLARATIVE_PROVIDERS."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from contracts.provider_mapping import load_mappings
+from contracts.settings import Settings
 from ingest.errors import UnknownProvider
-from ingest.providers import evolution, meta, outbound, whapi
+from ingest.providers import declarative, evolution, meta, outbound, whapi
 from ingest.providers.base import Handshake, Provider, Redacting
 
 #: Webhook sources, by the name in ``/webhooks/{name}``.
@@ -13,9 +18,16 @@ REGISTRY: dict[str, Provider] = {m.name: m for m in (whapi, meta, evolution)}  #
 OUTBOUND: Provider = outbound  # type: ignore[assignment]
 
 
-def get(name: str) -> Provider:
+def registry(settings: Settings) -> dict[str, Provider]:
+    """The built-in providers and the declarative ones of DECLARATIVE_PROVIDERS, loaded now:
+    a mapping file that does not validate raises ``MappingFileError`` at start-up."""
+    found = {name: declarative.build(m, settings) for name, m in load_mappings(settings.declarative_providers).items()}
+    return REGISTRY | found  # type: ignore[operator]
+
+
+def get(name: str, providers: Mapping[str, Provider] = REGISTRY) -> Provider:
     try:
-        return REGISTRY[name]
+        return providers[name]
     except KeyError:
         raise UnknownProvider(f"no provider named {name!r}") from None
 

@@ -26,6 +26,7 @@ from contracts.topics import limit_of, record_size
 from streams.common.records import InputRecord, Output
 from streams.common.runner import Handler
 from streams.normalize.errors import MalformedItem
+from streams.normalize.providers import declarative_normalisers
 from streams.normalize.logic import ItemFailure, NormaliseConfig, normalise_parts, with_inline_record
 
 STAGE = "normalize"
@@ -58,8 +59,10 @@ class NormalizeMetrics:
 
 
 def config_from(settings: Settings) -> NormaliseConfig:
+    """Built once at start-up: a declarative provider's mapping file that does not validate stops it here."""
     return NormaliseConfig.build(
-        opt_out=settings.opt_out_keywords, opt_in=settings.opt_in_keywords, business_numbers=settings.business_numbers
+        opt_out=settings.opt_out_keywords, opt_in=settings.opt_in_keywords, business_numbers=settings.business_numbers,
+        declarative=declarative_normalisers(settings.declarative_providers),
     )
 
 
@@ -124,8 +127,10 @@ def dead_letter(record: InputRecord, failure: ItemFailure) -> Output:
     return Output(deadletter.TOPIC, STAGE.encode(), letter.encode())
 
 
-def make_handler(settings: Settings, metrics: NormalizeMetrics | None = None) -> Handler:
-    config = config_from(settings)
+def make_handler(
+    settings: Settings, metrics: NormalizeMetrics | None = None, config: NormaliseConfig | None = None
+) -> Handler:
+    config = config or config_from(settings)
     max_event_bytes = limit_of(messages.TOPIC, settings.kafka_max_message_bytes)
 
     async def handle(record: InputRecord) -> list[Output]:

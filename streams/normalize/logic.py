@@ -9,7 +9,7 @@ record on ``UnparseableDelivery``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from contracts.ids import event_id
@@ -17,7 +17,7 @@ from contracts.messages import ConsentChanged, MessageEvent, MessageReceived, Me
 from contracts.raw import RawDelivery
 from streams.normalize.consent import DEFAULT_OPT_IN_KEYWORDS, DEFAULT_OPT_OUT_KEYWORDS, detect
 from streams.normalize.errors import NormaliseError, UnparseableDelivery
-from streams.normalize.providers import ItemFailure, Normalised, normalise_delivery
+from streams.normalize.providers import ItemFailure, Normalised, Normaliser, normalise_delivery
 
 __all__ = [
     "ItemFailure", "NormaliseConfig", "NormaliseError", "Normalised", "UnparseableDelivery", "consent_event",
@@ -35,16 +35,20 @@ class NormaliseConfig:
     opt_out_keywords: tuple[str, ...] = DEFAULT_OPT_OUT_KEYWORDS
     opt_in_keywords: tuple[str, ...] = DEFAULT_OPT_IN_KEYWORDS
     business_numbers: frozenset[str] = field(default_factory=frozenset)
+    #: the declarative providers' normalisers, by provider name (DECLARATIVE_PROVIDERS)
+    declarative: Mapping[str, Normaliser] = field(default_factory=dict, hash=False)
 
     @classmethod
     def build(
-        cls, opt_out: Iterable[str] = (), opt_in: Iterable[str] = (), business_numbers: Iterable[str] = ()
-    ) -> NormaliseConfig:
+        cls, opt_out: Iterable[str] = (), opt_in: Iterable[str] = (), business_numbers: Iterable[str] = (),
+        declarative: Mapping[str, Normaliser] | None = None,
+    ) -> NormaliseConfig:  # fmt: skip
         """The defaults plus configured extra keywords."""
         return cls(
             opt_out_keywords=tuple(dict.fromkeys((*DEFAULT_OPT_OUT_KEYWORDS, *opt_out))),
             opt_in_keywords=tuple(dict.fromkeys((*DEFAULT_OPT_IN_KEYWORDS, *opt_in))),
             business_numbers=frozenset(business_numbers),
+            declarative=dict(declarative or {}),
         )
 
 

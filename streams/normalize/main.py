@@ -13,7 +13,7 @@ from contracts.settings import Settings
 from msgmem.logging_setup import configure_logging
 from streams.common.faust_app import attach_stage, make_app, run_worker
 from streams.common.runner import RetryPolicy, StageMetrics
-from streams.normalize.agent import STAGE, NormalizeMetrics, make_handler
+from streams.normalize.agent import STAGE, NormalizeMetrics, config_from, make_handler
 
 # Sized for a backlog (a restart, a replay), where throughput counts. Faust stops fetching a
 # partition once the agent's buffer is 80% full and resumes below 40%, but still delivers the
@@ -30,8 +30,10 @@ def build_app(settings: Settings) -> faust.App:
     app = make_app(STAGE, settings, stream_buffer_maxsize=BUFFER, max_poll_records=MAX_POLL_RECORDS)
     metrics = StageMetrics(STAGE)
     unsupported = NormalizeMetrics(metrics.registry)  # once per process: a registry refuses duplicates
+    config = config_from(settings)  # now: a declarative provider's bad mapping file stops start-up
     attach_stage(
-        app, settings, stage=STAGE, input_topic=raw.TOPIC, handler_factory=lambda: make_handler(settings, unsupported),
+        app, settings, stage=STAGE, input_topic=raw.TOPIC,
+        handler_factory=lambda: make_handler(settings, unsupported, config),
         policy=RetryPolicy(attempts=1), batch_size=1000, within=0.1, metrics=metrics,
     )
     return app

@@ -5,17 +5,22 @@ events and failures for the same bytes every time. Each item of a delivery (a me
 status) is read on its own, so one malformed item becomes an ``ItemFailure`` beside its
 neighbours' events; only an unreadable envelope raises ``UnparseableDelivery``.
 ``business_numbers`` (bare digits) only tells direction where a provider gives no from-me flag.
+Declarative providers (a mapping file each, ``declarative.DeclarativeNormaliser``) come
+from settings, through ``NormaliseConfig.declarative``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from contracts.ids import phone_digits
+from contracts.provider_mapping import load_mappings
 from contracts.raw import RawDelivery
 from streams.normalize.errors import UnparseableDelivery
 from streams.normalize.providers import evolution, meta, outbound, whapi
+from streams.normalize.providers.declarative import DeclarativeNormaliser
 from streams.normalize.providers.common import ITEM_ERRORS, ItemFailure, Normalised, describe
 
 if TYPE_CHECKING:
@@ -41,7 +46,7 @@ def normalise_delivery(delivery: RawDelivery, config: NormaliseConfig | None = N
 
     Both are poison, never transient: the same bytes fail the same way on every retry.
     """
-    normaliser = NORMALISERS.get(delivery.provider)
+    normaliser = NORMALISERS.get(delivery.provider) or (config.declarative.get(delivery.provider) if config else None)
     if normaliser is None:
         raise UnparseableDelivery(f"no normaliser for provider {delivery.provider!r}")
     numbers = frozenset(filter(None, map(phone_digits, config.business_numbers))) if config else frozenset()
@@ -55,4 +60,13 @@ def normalise_delivery(delivery: RawDelivery, config: NormaliseConfig | None = N
         ) from None
 
 
-__all__ = ["NORMALISERS", "ItemFailure", "Normalised", "Normaliser", "UnparseableDelivery", "normalise_delivery"]
+def declarative_normalisers(paths: Iterable[Path]) -> dict[str, Normaliser]:
+    """The normalisers of the mapping files at ``paths`` (DECLARATIVE_PROVIDERS), by provider
+    name; a file that does not validate raises ``MappingFileError`` (at start-up)."""
+    return {name: DeclarativeNormaliser(m) for name, m in load_mappings(list(paths)).items()}
+
+
+__all__ = [
+    "NORMALISERS", "ItemFailure", "Normalised", "Normaliser", "UnparseableDelivery", "declarative_normalisers",
+    "normalise_delivery",
+]  # fmt: skip
