@@ -53,7 +53,7 @@ def faults(cluster: bool) -> list[Fault]:
         KillService(name, at=0.02 + 0.03 * i, idle=name in IDLE) for i, name in enumerate(SERVICES[1:])
     ]
     broker: list[Fault] = (
-        [LeaderKill("wa.raw", 0, at=0.35), LeaderKill("wa.messages", 0, at=0.45)] if cluster
+        [LeaderKill("wa.raw", at=0.35), LeaderKill("wa.messages", at=0.45)] if cluster
         else [BrokerOutage(at=0.35, backlog_s=5, outage_s=15)]
     )
     return [

@@ -32,6 +32,7 @@ from contracts.settings import Settings
 from ingest.errors import BrokerUnavailable
 from ingest.lanes import BROKER_ERRORS, PartitionLane, Record
 from msgmem.kafka import make_producer
+from msgmem.logging_setup import broker_answered
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ class KafkaPublisher:
         except BrokerUnavailable:
             self._failed(producer)
             raise
+        if self._failures:
+            broker_answered()
         self._failures = 0
         self._failing_since = None
 

@@ -191,8 +191,21 @@ def broker_error(record: logging.LogRecord) -> str | None:
     return None
 
 
+_CONTACT_LOGGER = "msgmem.broker.contact"
+
+
+def broker_answered() -> None:
+    """Tell the BrokerWatch that the broker acknowledged something. A producer that reconnects
+    to the same broker updates no metadata, so without this ingest never said the broker was
+    back. A DEBUG record: read by the filter, never printed."""
+    logging.getLogger(_CONTACT_LOGGER).debug("the broker acknowledged a write")
+
+
 def is_broker_contact(record: logging.LogRecord) -> bool:
-    """A record that shows the broker answering: a metadata update (DEBUG), a coordinator found."""
+    """A record that shows the broker answering: a metadata update (DEBUG), a coordinator
+    found, an acknowledged write (``broker_answered``)."""
+    if record.name == _CONTACT_LOGGER:
+        return True
     msg = record.msg if isinstance(record.msg, str) else ""
     if record.name == "aiokafka.cluster":
         return msg.startswith("Updated cluster metadata")
@@ -331,9 +344,10 @@ def configure_logging(
     quiet_http_clients()
     # aiokafka logs the metadata updates that show the broker answering at DEBUG: let them
     # reach the filter, which reads and drops them (one every few minutes when all is well).
-    cluster = logging.getLogger("aiokafka.cluster")
-    if cluster.getEffectiveLevel() > logging.DEBUG:
-        cluster.setLevel(logging.DEBUG)
+    for name in ("aiokafka.cluster", _CONTACT_LOGGER):
+        contact = logging.getLogger(name)
+        if contact.getEffectiveLevel() > logging.DEBUG:
+            contact.setLevel(logging.DEBUG)
     _installed = (handler, quiet, _Ticker(quiet, 1.0) if ticker else None)
     atexit.register(quiet.tick, final=True)
     return quiet

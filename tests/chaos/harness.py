@@ -23,10 +23,12 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import DefaultPartitioner
 
 from contracts import deadletter
 from contracts.settings import Settings
-from msgmem.kafka import connection_config, end_offsets, read_range
+from contracts.topics import RAW
+from msgmem.kafka import connection_config, end_offsets, partitions_of, read_range
 from msgmem.localstack.kafka import LocalKafka
 from msgmem.localstack.kafka_cluster import LocalKafkaCluster
 from msgmem.localstack.processes import Child, env_with, file_sink, free_port
@@ -391,18 +393,26 @@ class LeaderKill(Fault):
     after ``down_s``. Recovery: from the kill until normalize and the projector move."""
 
     topic: str
-    partition: int = 0
+    #: None: on wa.raw, the partition the workload's first channel is written to; else 0.
+    partition: int | None = None
     at: float = 0.0
     down_s: float = 10.0
 
     @property
     def name(self) -> str:
-        return f"leader of {self.topic}/{self.partition} killed"
+        return f"leader of {self.topic}/{'busy' if self.partition is None else self.partition} killed"
 
     async def inject(self, ctx: Context) -> Outcome:
         cluster = ctx.stack.kafka
         assert isinstance(cluster, LocalKafkaCluster), "needs a cluster"
-        victim = await cluster.leader_of(self.topic, self.partition)
+        partition = self.partition
+        if partition is None:
+            partition = 0
+            if self.topic == RAW.name:  # keyed like ingest keys it: provider and channel
+                partitions = sorted(tp.partition for tp in await partitions_of(ctx.stack.settings, RAW.name))
+                key = f"whapi:{ctx.provider.workload.channel(0)}".encode()
+                partition = DefaultPartitioner()(key, partitions, partitions)
+        victim = await cluster.leader_of(self.topic, partition)
         t_kill = time.monotonic()
         cluster.kill(victim)
         watch = asyncio.create_task(ctx.progress.moved(["normalize", "projector"], t_kill, ctx.recovery_timeout))
@@ -411,7 +421,7 @@ class LeaderKill(Fault):
         node.start()
         assert node.child is not None
         await wait_ready(node.child, 90)
-        return Outcome(self.name, await watch, f"kafka-{victim}")
+        return Outcome(self.name, await watch, f"partition {partition}, kafka-{victim}")
 
 
 # --------------------------------------------------------------------------- the run

@@ -9,6 +9,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
@@ -21,6 +22,8 @@ from contracts.topics import RAW
 from msgmem.kafka import connection_config, end_offsets, make_producer, read_range
 from msgmem.localstack.kafka_cluster import LocalKafkaCluster
 from msgmem.localstack.stack import Stack, start_stack
+from tests.chaos.harness import LeaderKill, run_chaos
+from tests.chaos.workload import Workload
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -136,3 +139,20 @@ async def test_killing_the_partition_leader_loses_no_acknowledged_record(cluster
 
     await eventually(isr_is_whole, timeout=30)
     print(f"kafka-{victim} back in the ISR {time.monotonic() - t_restart:.1f}s after its restart")
+
+
+@pytest.mark.timeout(600)
+async def test_the_fault_suite_loses_nothing_while_partition_leaders_die(cluster_stack: Stack, tmp_path: Path) -> None:
+    """The fault suite on the cluster: 2,000 deliveries through real ingest, normalize and
+    projector processes while the leader of the wa.raw partition the deliveries go to dies,
+    and later the leader of wa.messages partition 0 (each started again 8 s later). Every
+    message answered 200 is exactly one row with its text."""
+    workload = Workload(run=uuid.uuid4().hex[:8], messages=2_000)
+    faults = [LeaderKill(RAW.name, at=0.2, down_s=8), LeaderKill("wa.messages", at=0.55, down_s=8)]
+    report = await run_chaos(cluster_stack, workload, rate=100, faults=faults, log_dir=tmp_path)
+    print("\n" + "\n".join(report.lines()))
+    assert report.accepted == workload.messages
+    assert report.lost == [] and report.duplicated == 0
+    assert report.rows == report.accepted and report.checksum_ok
+    assert report.dead_letters == 0
+    assert all(o.recovery_s is not None for o in report.outcomes), report.outcomes

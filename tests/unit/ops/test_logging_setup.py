@@ -186,3 +186,13 @@ def test_configure_logging_installs_one_quiet_handler_and_keeps_others(restore_l
     assert " WARNING msgmem.broker: broker unreachable: aiokafka: Unable connect" in out[5]
     assert " WARNING msgmem.broker: broker reachable again after " in out[6]
     assert root.level == logging.INFO
+
+
+def test_an_acknowledged_write_is_broker_contact(quiet) -> None:  # type: ignore[no-untyped-def]
+    """A producer that reconnects to the same broker updates no metadata; ingest says the
+    broker answered through ``broker_answered`` instead, and the outage ends there."""
+    f, written, clock = quiet
+    f.filter(_record("aiokafka", logging.ERROR, "Unable connect to node with id %s: %s", 1, "refused"))
+    clock.now += 7
+    assert not f.filter(_record("msgmem.broker.contact", logging.DEBUG, "the broker acknowledged a write"))
+    assert _lines(written)[-1] == "broker reachable again after 7s; 0 connection errors suppressed"
