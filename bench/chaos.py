@@ -50,27 +50,30 @@ IDLE = {"transcribe", "caption", "extract", "media_projector"}  # a text workloa
 
 def faults(cluster: bool) -> list[Fault]:
     kills: list[Fault] = [
-        KillService(name, at=0.02 + 0.03 * i, idle=name in IDLE) for i, name in enumerate(SERVICES[1:])
+        KillService(name, at=0.02 + 0.04 * i, idle=name in IDLE) for i, name in enumerate(SERVICES[1:])
     ]
     broker: list[Fault] = (
-        [LeaderKill("wa.raw", at=0.35), LeaderKill("wa.messages", at=0.45)] if cluster
-        else [BrokerOutage(at=0.35, backlog_s=5, outage_s=15)]
+        [LeaderKill("wa.raw", at=0.4), LeaderKill("wa.messages", at=0.5)] if cluster
+        else [BrokerOutage(at=0.42, backlog_s=5, outage_s=15)]
     )
     return [
-        *kills, *broker, PostgresOutage(at=0.6, outage_s=5),
-        Rebalance("normalize", at=0.7), Rebalance("projector", at=0.8),
+        *kills, *broker, PostgresOutage(at=0.58, outage_s=5),
+        Rebalance("normalize", at=0.68), Rebalance("projector", at=0.8),
     ]
 
 
-async def main() -> int:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--rate", type=float, default=150.0, help="deliveries posted per second")
+    parser.add_argument(
+        "--rate", type=float, default=80.0,
+        help="deliveries posted per second; posting must outlast the faults (about 200 s of them)",
+    )
     parser.add_argument("--cluster", action="store_true", help="a 3-broker cluster; leaders are killed")
     args = parser.parse_args()
 
     with scratch_dir("chaos-") as root:  # kept, and named, when the run fails
-        report = await run(root, args)
+        report = run(root, args)
         print("\n".join(report.lines()))
         ok = (
             not report.lost and report.duplicated == 0 and report.checksum_ok and report.dead_letters == 0
@@ -82,9 +85,9 @@ async def main() -> int:
     return 0
 
 
-async def run(root: Path, args: argparse.Namespace) -> Report:
+def run(root: Path, args: argparse.Namespace) -> Report:
     t0 = time.monotonic()
-    stack = start_stack(root / "stack", brokers=3 if args.cluster else 1)
+    stack = start_stack(root / "stack", durable=True, brokers=3 if args.cluster else 1)  # its own event loop
     print(f"stack up in {time.monotonic() - t0:.1f}s ({'3 brokers' if args.cluster else 'one broker'}); logs in {root}")
     fake = FakeOpenAI()
     openai = ThreadedServer(fake.app)
@@ -92,13 +95,13 @@ async def run(root: Path, args: argparse.Namespace) -> Report:
     env = {"OPENAI_API_KEY": fake.api_key, "OPENAI_BASE_URL": f"{url}/v1", "EMBEDDINGS_BATCH_WAIT_MS": "50"}
     try:
         workload = Workload(run=uuid.uuid4().hex[:8], messages=args.messages)
-        return await run_chaos(
+        return asyncio.run(run_chaos(
             stack, workload, rate=args.rate, faults=faults(args.cluster), log_dir=root / "logs",
             services=SERVICES, extra_env=env, embeddings=True, drain_timeout=600,
-        )
+        ))
     finally:
         openai.stop()
         stack.stop()
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(main())

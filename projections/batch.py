@@ -23,13 +23,15 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from aiokafka import ConsumerRecord, TopicPartition
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+from tenacity import (
+    AsyncRetrying, RetryCallState, retry_if_exception_type, retry_if_not_exception_type, wait_exponential,
+)
 
 from contracts.deadletter import DeadLettered
 from contracts.envelope import EventDecodeError
 from contracts.errors import describe_error
 from projections.deadletters import DeadLetters
-from projections.errors import BatchAbandoned, is_poison
+from projections.errors import BatchAbandoned, OffsetsBehind, is_poison
 from projections.items import Item, next_offsets
 from projections.metrics import ProjectorMetrics
 
@@ -52,8 +54,13 @@ class ProjectionStore(Protocol[E]):
         """The stored next offsets; partitions never written are absent."""
         ...
 
-    async def apply(self, items: Sequence[Item[E]], offsets: Mapping[TopicPartition, int]) -> Applied:
-        """Write ``items`` and store ``offsets`` in one transaction, skipping items already applied."""
+    async def apply(
+        self, items: Sequence[Item[E]], offsets: Mapping[TopicPartition, int],
+        expected: Mapping[TopicPartition, int] | None = None,
+    ) -> Applied:
+        """Write ``items`` and store ``offsets`` in one transaction, skipping items already applied.
+        ``expected``: where this projector believes each partition's stored offset is; a stored
+        offset below it raises ``OffsetsBehind`` (commits were lost) and writes nothing."""
         ...
 
 
@@ -84,8 +91,12 @@ class BatchApplier(Generic[E]):
         self._metrics = metrics
         self._policy = policy or RetryPolicy()
 
-    async def handle(self, records: Sequence[ConsumerRecord], aborted: Callable[[], bool]) -> dict[TopicPartition, int]:
-        """Apply one batch; return the next offsets now stored. Raises ``BatchAbandoned``."""
+    async def handle(
+        self, records: Sequence[ConsumerRecord], aborted: Callable[[], bool],
+        expected: Mapping[TopicPartition, int] | None = None,
+    ) -> dict[TopicPartition, int]:
+        """Apply one batch; return the next offsets now stored. Raises ``BatchAbandoned``, and
+        ``OffsetsBehind`` when the stored offsets are below ``expected`` (nothing written)."""
         started = time.perf_counter()
         offsets = next_offsets((r.topic, r.partition, r.offset) for r in records)
         items: list[Item[E]] = []
@@ -99,7 +110,7 @@ class BatchApplier(Generic[E]):
         if letters:
             await self._send(letters, "undecodable", aborted)
         try:
-            await self._write(items, offsets, aborted, self._policy.poison_attempts)
+            await self._write(items, offsets, aborted, self._policy.poison_attempts, expected)
         except _Refused as refused:
             log.warning("batch of %d events refused (%s); bisecting to find the poison", len(items), describe_error(refused.cause))
             await self._settle(items, aborted)
@@ -133,10 +144,10 @@ class BatchApplier(Generic[E]):
 
     async def _write(
         self, items: Sequence[Item[E]], offsets: Mapping[TopicPartition, int], aborted: Callable[[], bool],
-        poison_attempts: int,
+        poison_attempts: int, expected: Mapping[TopicPartition, int] | None = None,
     ) -> None:  # fmt: skip
         try:
-            result = await self._retrying(lambda: self._store.apply(items, offsets), aborted, poison_attempts)
+            result = await self._retrying(lambda: self._store.apply(items, offsets, expected), aborted, poison_attempts)
         except Exception as exc:
             if is_poison(exc):
                 raise _Refused(exc) from exc
@@ -168,13 +179,16 @@ class BatchApplier(Generic[E]):
 
         policy = self._policy
         retrying = AsyncRetrying(
-            stop=stop, reraise=True, retry=retry_if_exception_type(Exception), before_sleep=before_sleep,
+            stop=stop, reraise=True, before_sleep=before_sleep,
+            retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(OffsetsBehind),
             wait=wait_exponential(multiplier=policy.min_wait, min=policy.min_wait, max=policy.max_wait),
         )  # fmt: skip
         try:
             async for attempt in retrying:
                 with attempt:
                     return await call()
+        except OffsetsBehind:
+            raise
         except Exception:
             if aborted():
                 raise BatchAbandoned("partitions revoked or stopping") from None

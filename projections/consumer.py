@@ -42,7 +42,7 @@ from msgmem.kafka import make_consumer, make_producer
 from msgmem.logging_setup import configure_logging
 from projections.batch import BatchApplier, ProjectionStore, RetryPolicy
 from projections.deadletters import KafkaDeadLetters
-from projections.errors import BatchAbandoned
+from projections.errors import BatchAbandoned, OffsetsBehind
 from projections.metrics import MetricsServer, ProjectorMetrics
 from projections.postgres import PostgresProjectionStore, RowWriter
 
@@ -108,10 +108,20 @@ class Projector:
             records = [r for tp, rs in batch.items() if tp in self._next for r in rs]
             if not records:
                 return
+            expected = {tp: self._next[tp] for tp in batch if tp in self._next}
             try:
-                offsets = await self._applier.handle(records, self._aborted)
+                offsets = await self._applier.handle(records, self._aborted, expected)
             except BatchAbandoned:
                 log.info("batch of %d records abandoned (revoked or stopping)", len(records))
+                self._rewind(batch)
+                return
+            except OffsetsBehind as behind:
+                log.warning(
+                    "%s: Postgres lost commits it had acknowledged (stored offsets behind on %s); applying "
+                    "those records again", self.name, sorted(f"{tp.topic}[{tp.partition}]" for tp in behind.stored),
+                )
+                for tp, offset in behind.stored.items():
+                    self._next[tp] = offset
                 self._rewind(batch)
                 return
             for tp, offset in offsets.items():

@@ -35,6 +35,16 @@ class BatchAbandoned(ProjectionError):
     """
 
 
+class OffsetsBehind(ProjectionError):
+    """Postgres holds offsets below what this projector applied and committed: commits it was
+    told were durable are gone (a crash with synchronous_commit off, a failover to a replica
+    that lagged). The records from ``stored`` on must be applied again."""
+
+    def __init__(self, stored: dict) -> None:  # type: ignore[type-arg]
+        super().__init__(f"stored offsets behind this projector on {len(stored)} partition(s)")
+        self.stored = stored
+
+
 class UsersTableError(ProjectionError):
     """USERS_TABLE names a table that cannot be read as (id, phone)."""
 

@@ -5,7 +5,10 @@ A rebalance, a stuck process that lost its partitions or a restart can hand the 
 records to two appliers. Each transaction therefore takes a transaction-scoped advisory
 lock per (projection, topic, partition) before reading the stored offsets, and skips the
 records below them: whoever commits second sees the first one's offsets and applies
-nothing twice. Stored offsets only move forward (``greatest``).
+nothing twice. Stored offsets only move forward (``greatest``). And a batch checks that the
+stored offsets are where its projector left them: commits Postgres acknowledged and then lost
+(a crash with synchronous_commit off, a failover to a replica that lagged) are found before
+anything is written past them, and applied again (``OffsetsBehind``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncpg
 from aiokafka import TopicPartition
 
 from projections.batch import Applied
+from projections.errors import OffsetsBehind
 from projections.items import Item
 
 E = TypeVar("E")
@@ -55,7 +59,10 @@ class PostgresProjectionStore(Generic[E]):
                     out[TopicPartition(topic, row["partition"])] = row["next_offset"]
         return out
 
-    async def apply(self, items: Sequence[Item[E]], offsets: Mapping[TopicPartition, int]) -> Applied:
+    async def apply(
+        self, items: Sequence[Item[E]], offsets: Mapping[TopicPartition, int],
+        expected: Mapping[TopicPartition, int] | None = None,
+    ) -> Applied:
         if not offsets:
             return Applied(0, 0)
         async with self._pool.acquire() as conn, conn.transaction():
@@ -64,6 +71,9 @@ class PostgresProjectionStore(Generic[E]):
                 await conn.execute(_LOCK, f"{self._projection}/{topic}", parts)
                 for row in await conn.fetch(_READ, self._projection, topic, parts):
                     stored[TopicPartition(topic, row["partition"])] = row["next_offset"]
+            behind = _behind(stored, expected or {}, offsets)
+            if behind:
+                raise OffsetsBehind(behind)
             fresh = [i for i in items if i.offset >= stored.get(i.tp, 0)] if stored else list(items)
             if fresh:
                 await self._writer.write(conn, fresh)
@@ -71,6 +81,14 @@ class PostgresProjectionStore(Generic[E]):
                 nexts = [offsets[TopicPartition(topic, p)] for p in parts]
                 await conn.execute(_SAVE, self._projection, topic, parts, nexts)
         return Applied(len(fresh), len(items) - len(fresh))
+
+
+def _behind(
+    stored: Mapping[TopicPartition, int], expected: Mapping[TopicPartition, int], offsets: Mapping[TopicPartition, int],
+) -> dict[TopicPartition, int]:
+    """Partitions of the batch whose stored offset is below what this projector committed. A
+    partition with no stored offset is new (its first batch starts at the log's start)."""
+    return {tp: stored[tp] for tp in offsets if tp in expected and tp in stored and stored[tp] < expected[tp]}
 
 
 def _by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:

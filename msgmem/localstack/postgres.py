@@ -23,6 +23,11 @@ class LocalPostgres:
         self.child: Child | None = None
 
     @property
+    def durable(self) -> bool:
+        """Whether a commit survives a crash (fsync and synchronous commit on)."""
+        return self._durable
+
+    @property
     def database_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 

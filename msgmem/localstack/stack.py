@@ -38,6 +38,7 @@ def start_stack(
     the topics inherit it) and topics created with that replication factor, returned once
     every broker knows them with all replicas in sync. ``max_message_bytes`` (one broker)
     makes a broker with a hosted cluster's record limit, and settings that know it."""
+    root.mkdir(parents=True, exist_ok=True)
     log = root / "stack.log"
     sink = file_sink(log)
     base = Settings(_env_file=None, environment=Environment.TEST)  # type: ignore[call-arg]

@@ -9,6 +9,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from contracts.deadletter import DeadLettered
 from projections.batch import Applied
+from projections.errors import OffsetsBehind
 from projections.items import Item
 
 
@@ -40,10 +41,17 @@ class FakeStore:
     async def load_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: self.offsets[tp] for tp in partitions if tp in self.offsets}
 
-    async def apply(self, items: Sequence[Item[Any]], offsets: Mapping[TopicPartition, int]) -> Applied:
+    async def apply(
+        self, items: Sequence[Item[Any]], offsets: Mapping[TopicPartition, int],
+        expected: Mapping[TopicPartition, int] | None = None,
+    ) -> Applied:
         self.calls += 1
         if self.failures:
             raise self.failures.pop(0)
+        behind = {tp: self.offsets[tp] for tp in offsets
+                  if expected and tp in expected and tp in self.offsets and self.offsets[tp] < expected[tp]}  # fmt: skip
+        if behind:
+            raise OffsetsBehind(behind)
         fresh = [i for i in items if i.offset >= self.offsets.get(i.tp, 0)]
         for item in fresh:
             error = self.refuse(item.event)

@@ -12,7 +12,7 @@ from aiokafka import TopicPartition
 
 from contracts.deadletter import DeadLettered
 from projections.batch import BatchApplier, RetryPolicy
-from projections.errors import BatchAbandoned, is_poison
+from projections.errors import BatchAbandoned, OffsetsBehind, is_poison
 from projections.metrics import ProjectorMetrics
 from tests.unit.projections.fakes import FakeDeadLetters, FakeStore, record
 
@@ -127,3 +127,22 @@ async def test_already_applied_records_are_skipped() -> None:
 )
 def test_error_classification(error: BaseException, poison: bool) -> None:
     assert is_poison(error) is poison
+
+
+async def test_stored_offsets_behind_the_projector_raise_and_write_nothing() -> None:
+    """Postgres acknowledged commits up to offset 10 and then lost them (a crash with
+    synchronous_commit off, a failover to a lagging replica): the next batch finds the stored
+    offset at 6, writes nothing and says where to start again, without retrying."""
+    store, letters = FakeStore(), FakeDeadLetters()
+    store.offsets[TP0] = 6
+    with pytest.raises(OffsetsBehind) as behind:
+        await applier(store, letters).handle([record(b"k", 10), record(b"l", 11)], never, expected={TP0: 10})
+    assert behind.value.stored == {TP0: 6}
+    assert store.applied == [] and store.calls == 1 and store.offsets[TP0] == 6
+
+
+async def test_stored_offsets_where_the_projector_left_them_pass() -> None:
+    store, letters = FakeStore(), FakeDeadLetters()
+    store.offsets[TP0] = 10
+    assert await applier(store, letters).handle([record(b"k", 10)], never, expected={TP0: 10, TP1: 3}) == {TP0: 11}
+    assert store.applied == ["k"]
