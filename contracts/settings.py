@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     # the session timeout; heartbeats go out every interval.
     kafka_session_timeout_ms: int = Field(10_000, ge=2_000)
     kafka_heartbeat_interval_ms: int = Field(2_000, ge=500)
+    # Static group membership (KIP-345): a worker restarted under the same id takes its
+    # partitions back at once, instead of after the session timeout. Unique per running
+    # worker and stable across its restarts (a StatefulSet pod's name, a compose service of
+    # one replica; `msgmem dev` sets one per service). Unset: dynamic membership.
+    kafka_group_instance_id: str | None = None
 
     # Postgres / Supabase
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -132,7 +132,10 @@ def run_dev(settings: Settings) -> int:
         )
 
         def service_starter(service: Service) -> Callable[[], Child]:
-            return lambda: Child(service.name, service.argv(), ready_pattern=service.ready_pattern, env=env).start()
+            # One worker per consumer group here, so each can be a static member: restarted
+            # after a crash, it takes its partitions back at once (no session timeout to wait).
+            own = env | ({"KAFKA_GROUP_INSTANCE_ID": f"dev-{service.name}"} if service.group else {})
+            return lambda: Child(service.name, service.argv(), ready_pattern=service.ready_pattern, env=own).start()
 
         starters = {s.name: service_starter(s) for s in SERVICES}
         services = [start() for start in starters.values()]

@@ -74,6 +74,8 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
         "session_timeout_ms": settings.kafka_session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
     }
+    if group_id is not None and settings.kafka_group_instance_id:
+        cfg["group_instance_id"] = settings.kafka_group_instance_id
     return AIOKafkaConsumer(*topics, **(cfg | overrides))
 
 

@@ -93,6 +93,9 @@ def make_app(
         # times out: Faust's 60 s default left them idle for a minute.
         broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_ms / 1000,
+        # Static membership when configured: a restarted worker is back without waiting out the
+        # session timeout of the process it replaces.
+        consumer_group_instance_id=settings.kafka_group_instance_id,
     )
 
 

@@ -47,21 +47,28 @@ T = TypeVar("T")
 class Pipeline:
     """The services under test as child processes, any number of instances each."""
 
-    def __init__(self, settings: Settings, log_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, log_dir: Path, extra_env: dict[str, str] | None = None, *,
+        static_membership: bool = True,
+    ) -> None:
         self.settings = settings
         self.log_dir = log_dir
         self.ingest_port = free_port()
         self._extra = extra_env or {}
         self.instances: dict[str, list[Child]] = {}
+        self._slots: dict[int, int] = {}
         self._started = 0
+        self.static_membership = static_membership
 
-    def _child(self, service: Service) -> Child:
+    def _child(self, service: Service, slot: int) -> Child:
         self._started += 1
         n = self._started
         env = service.env(self.settings) | self._extra | {
             "STATE_DIR": str(self.log_dir / "state" / f"{service.name}-{n}"),
             "ENVIRONMENT": "test", "WHAPI_TOKEN": WHAPI_TOKEN, "INGEST_PORT": str(self.ingest_port),
         }  # fmt: skip
+        if self.static_membership:  # a restart takes the slot (and the group instance id) it replaces
+            env["KAFKA_GROUP_INSTANCE_ID"] = f"{service.name}-{slot}"
         return Child(
             f"{service.name}-{n}", service.argv(), ready_pattern=service.ready_pattern, env=env_with(env),
             sink=file_sink(self.log_dir / f"{service.name}.log"),
@@ -69,9 +76,13 @@ class Pipeline:
 
     def start(self, name: str) -> Child:
         """Start one more instance of ``name`` (from the thread that runs the event loop:
-        a child dies with the thread that started it)."""
-        child = self._child(by_name(name)).start()
-        self.instances.setdefault(name, []).append(child)
+        a child dies with the thread that started it), in the lowest slot no live instance holds."""
+        running = self.instances.setdefault(name, [])
+        taken = {self._slots[id(c)] for c in running}
+        slot = next(k for k in range(len(running) + 1) if k not in taken)
+        child = self._child(by_name(name), slot).start()
+        self._slots[id(child)] = slot
+        running.append(child)
         return child
 
     async def start_ready(self, name: str, timeout: float = 90.0) -> Child:
@@ -479,6 +490,7 @@ async def run_chaos(
     stack: Stack, workload: Workload, *, rate: float, faults: Sequence[Fault], log_dir: Path,
     services: Sequence[str] = ("ingest", "normalize", "projector"), extra_env: dict[str, str] | None = None,
     drain_timeout: float = 240.0, say: Callable[[str], None] = print, embeddings: bool = False,
+    static_membership: bool = True,
 ) -> Report:
     """Start ``services``, post the workload while injecting ``faults`` in order (each
     once the provider's schedule reaches its ``at``), then wait until every accepted
@@ -486,7 +498,7 @@ async def run_chaos(
     settings = stack.settings
     log_dir.mkdir(parents=True, exist_ok=True)
     dead_start = await end_offsets(settings, deadletter.TOPIC)
-    pipeline = Pipeline(settings, log_dir, extra_env)
+    pipeline = Pipeline(settings, log_dir, extra_env, static_membership=static_membership)
     try:
         for name in services:
             pipeline.start(name)
