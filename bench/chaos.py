@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 import uuid
@@ -63,6 +64,8 @@ def faults(cluster: bool) -> list[Fault]:
 
 
 def main() -> int:
+    # The probes' own Kafka clients: their errors while a broker is down are the point of the run.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument(

@@ -430,7 +430,8 @@ class LeaderKill(Fault):
 
     @property
     def name(self) -> str:
-        return f"leader of {self.topic}/{'busy' if self.partition is None else self.partition} killed"
+        busy = self.partition is None and self.topic == RAW.name
+        return f"leader of {self.topic}/{'busy' if busy else self.partition or 0} killed"
 
     async def inject(self, ctx: Context) -> Outcome:
         cluster = ctx.stack.kafka
