@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from contracts.messages import TOPIC, MessageEvent, encode_event  # noqa: E402
-from msgmem.kafka import end_offsets, make_producer  # noqa: E402
+from runtime.kafka import end_offsets, make_producer  # noqa: E402
 from msgmem.localstack.processes import Child, env_with, file_sink  # noqa: E402
 from msgmem.localstack.stack import Stack, start_stack  # noqa: E402
 from projections.consumer import READY_LINE  # noqa: E402

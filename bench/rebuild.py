@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bench.projector_throughput import workload  # noqa: E402  the same mix, so the figures compare
 from contracts.messages import TOPIC, encode_event  # noqa: E402
 from contracts.settings import Settings  # noqa: E402
-from msgmem.kafka import end_offsets, make_producer  # noqa: E402
+from runtime.kafka import end_offsets, make_producer  # noqa: E402
 from msgmem.localstack.stack import start_stack  # noqa: E402
 from projections.messages.main import messages_projector  # noqa: E402
 from projections.rebuild import rebuild, render  # noqa: E402

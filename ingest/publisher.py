@@ -31,7 +31,7 @@ from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from ingest.errors import BrokerUnavailable
 from ingest.lanes import BROKER_ERRORS, PartitionLane, Record
-from msgmem.kafka import make_producer
+from runtime.kafka import make_producer
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from contracts.settings import Settings
 from msgmem.devstate import with_dev_stack
-from msgmem.logging_setup import configure_logging
+from runtime.logging_setup import configure_logging
 from msgmem.reach import unreachable
 
 #: The exit code of a command that could not reach the broker or Postgres.
@@ -48,7 +48,7 @@ def _cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _cmd_topics(settings: Settings, _args: argparse.Namespace) -> int:
-    from msgmem.kafka import ensure_topics
+    from runtime.kafka import ensure_topics
 
     report = asyncio.run(ensure_topics(settings))
     for name in report.created:
@@ -173,7 +173,7 @@ def _args_media(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_media(settings: Settings, _args: argparse.Namespace) -> int:
-    from msgmem.media_sweep import sweep_once
+    from streams.media.sweep import sweep_once
 
     print(asyncio.run(sweep_once(settings)))
     return 0

@@ -25,7 +25,7 @@ from contracts import deadletter
 from contracts.deadletter import DeadLettered, DeadLetterRetried
 from contracts.errors import describe_error
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, read_range
+from runtime.kafka import end_offsets, read_range
 from msgmem.stages import open_handler
 from streams.common.outputs import KafkaOutputs
 from streams.common.records import InputRecord, Output

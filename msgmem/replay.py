@@ -17,8 +17,8 @@ from aiokafka import TopicPartition
 
 from contracts import deadletter
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_consumer, partitions_of
-from msgmem.progress import Progress
+from runtime.kafka import end_offsets, make_consumer, partitions_of
+from runtime.progress import Progress
 from msgmem.services import SERVICES
 from msgmem.stages import HANDLERS, open_handler
 from streams.common.outputs import KafkaOutputs

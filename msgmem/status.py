@@ -11,7 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.settings import Settings
 from msgmem.dlq import load as load_letters
-from msgmem.kafka import connection_config, end_offsets
+from runtime.kafka import connection_config, end_offsets
 from msgmem.services import SERVICES
 
 TABLE_CLOCKS = {

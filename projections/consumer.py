@@ -38,8 +38,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from contracts.errors import describe_error
 from contracts.settings import Settings
-from msgmem.kafka import make_consumer, make_producer
-from msgmem.logging_setup import configure_logging
+from runtime.kafka import make_consumer, make_producer
+from runtime.logging_setup import configure_logging
 from projections.batch import BatchApplier, ProjectionStore, RetryPolicy
 from projections.deadletters import KafkaDeadLetters
 from projections.errors import BatchAbandoned

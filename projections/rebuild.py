@@ -41,8 +41,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.settings import Settings
-from msgmem.kafka import make_consumer, partitions_of
-from msgmem.progress import Progress
+from runtime.kafka import make_consumer, partitions_of
+from runtime.progress import Progress
 from projections.rebuild_compare import TableComparison, columns
 from projections.rebuild_ddl import (
     Layout, create_shadow_schema, definition, dependents, drop_replaced, drop_shadow_schema, layout,

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 from aiokafka import TopicPartition
 
 from contracts.settings import Settings
-from msgmem.kafka import make_consumer
+from runtime.kafka import make_consumer
 from projections.rebuild_load import SAMPLE, Advance, LoadStats, ShadowLoader, connect
 from projections.rebuild_targets import PROJECTIONS, RebuildError
 

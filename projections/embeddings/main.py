@@ -29,8 +29,8 @@ import asyncpg
 from contracts import embeddings
 from contracts.embeddings import EmbeddingEvent
 from contracts.settings import Settings
-from msgmem.kafka import make_consumer, make_producer
-from msgmem.logging_setup import configure_logging
+from runtime.kafka import make_consumer, make_producer
+from runtime.logging_setup import configure_logging
 from projections.batch import BatchApplier, RetryPolicy
 from projections.consumer import Projector
 from projections.deadletters import KafkaDeadLetters

@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 from openai import AsyncOpenAI
 
 from streams.enrichment.cache import Result
-from streams.enrichment.openai_client import ModelRejected, api_errors
+from runtime.openai_client import ModelRejected, api_errors
 
 
 class Captioner(Protocol):

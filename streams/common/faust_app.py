@@ -31,8 +31,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contracts.settings import Settings
 from contracts.topics import largest_limit
-from msgmem.logging_setup import configure_logging
-from msgmem.private import private_dir
+from runtime.logging_setup import configure_logging
+from runtime.private import private_dir
 from streams.common.outputs import KafkaOutputs, OutputWriter
 from streams.common.records import InputRecord
 from streams.common.runner import Handler, RetryPolicy, StageMetrics, StageParts, StageRunner

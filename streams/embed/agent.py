@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from contracts.settings import Settings
 from streams.common.records import InputRecord, Output
 from streams.embed.chunking import Chunked, Tokenizer, chunk_text
-from streams.embed.embedder import BatchingEmbedder
+from runtime.embedder import BatchingEmbedder
 from streams.embed.logic import Deleted, EmbedConfig, NewText, failed, output, read, removed, replaced, skipped
 
 STAGE = "embed"

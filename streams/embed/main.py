@@ -21,15 +21,15 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from contracts.settings import Settings
-from msgmem.logging_setup import configure_logging
+from runtime.logging_setup import configure_logging
 from streams.common.faust_app import attach_stage, make_app, run_worker
 from streams.common.runner import StageMetrics, StageParts
 from streams.embed.agent import STAGE, EmbedHandler, config
 from streams.embed.chunking import load_tokenizer
-from streams.embed.embedder import EmbedMetrics, make_embedder
+from runtime.embedder import EmbedMetrics, make_embedder
 from streams.embed.logic import INPUT_TOPICS
 from streams.enrichment.bootstrap import policy
-from streams.enrichment.openai_client import make_openai
+from runtime.openai_client import make_openai
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from contracts.settings import Settings
 from streams.common.faust_app import attach_stage, make_app
 from streams.common.runner import RetryPolicy, StageMetrics, StageParts
 from streams.enrichment.cache import CachedResults, CacheMetrics, PostgresResultCache
-from streams.enrichment.openai_client import make_openai
+from runtime.openai_client import make_openai
 from streams.media.storage import MediaStore, build_store
 
 

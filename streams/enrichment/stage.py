@@ -17,7 +17,7 @@ from contracts.enrichment import DerivedEvent, SkipReason
 from contracts.media import MediaStored
 from contracts.errors import describe_error
 from streams.common.records import InputRecord, Output
-from streams.common.runner import TransientError
+from runtime.errors import TransientError
 from streams.enrichment.cache import CachedResults, CacheKey, Result
 from streams.enrichment.events import StageConfig, failed, media_stored, output, skip_reason, skipped
 from streams.media.storage import MediaStore, StorageError

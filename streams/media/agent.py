@@ -43,7 +43,7 @@ from contracts.origins import origin_of
 from contracts.raw import TOPIC as RAW_TOPIC
 from contracts.settings import Settings
 from streams.common.records import InputRecord, Output
-from streams.common.runner import TransientError
+from runtime.errors import TransientError
 from streams.media.access import CREDENTIAL_HOSTS, ProviderAccess
 from streams.media.logic import (
     MediaJob,

@@ -7,7 +7,7 @@ bucket) and a MediaStored or MediaFailed event; a MediaSkipped when the provider
 setting downloads need. Downloads run
 MEDIA_CONCURRENCY at a time with MEDIA_MAX_ATTEMPTS attempts (1 s to 8 s backoff) before
 wa.deadletter. Every MEDIA_SWEEP_INTERVAL_SECONDS the worker also runs the retention sweep
-(``msgmem.media_sweep``). Logs ``[^Worker]: Ready`` once consuming.
+(``streams.media.sweep``). Logs ``[^Worker]: Ready`` once consuming.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry
 
 from contracts import messages
 from contracts.settings import Settings
-from msgmem.logging_setup import configure_logging
-from msgmem.media_sweep import sweep_once
+from runtime.logging_setup import configure_logging
+from streams.media.sweep import sweep_once
 from streams.common.faust_app import attach_stage, make_app, run_worker
 from streams.common.runner import RetryPolicy, StageMetrics, StageParts
 from streams.media.agent import STAGE, MediaHandler, MediaMetrics

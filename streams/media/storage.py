@@ -29,7 +29,7 @@ import httpx
 
 from contracts.errors import SafeError, describe_error
 from contracts.settings import Settings
-from msgmem.private import private_dir
+from runtime.private import private_dir
 
 
 class StorageError(SafeError):

@@ -10,7 +10,7 @@ import faust
 
 from contracts import raw
 from contracts.settings import Settings
-from msgmem.logging_setup import configure_logging
+from runtime.logging_setup import configure_logging
 from streams.common.faust_app import attach_stage, make_app, run_worker
 from streams.common.runner import RetryPolicy, StageMetrics
 from streams.normalize.agent import STAGE, NormalizeMetrics, config_from, make_handler

@@ -26,7 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import deadletter
 from contracts.settings import Settings
-from msgmem.kafka import connection_config, end_offsets, read_range
+from runtime.kafka import connection_config, end_offsets, read_range
 from msgmem.localstack.kafka import LocalKafka
 from msgmem.localstack.kafka_cluster import LocalKafkaCluster
 from msgmem.localstack.processes import Child, env_with, file_sink, free_port

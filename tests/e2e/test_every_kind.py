@@ -21,8 +21,8 @@ from contracts import messages
 from contracts.settings import Settings
 from ingest.bootstrap import create_app
 from msgmem.dlq import load
-from msgmem.http_server import serving
-from msgmem.kafka import end_offsets
+from msgmem.localstack.http_server import serving
+from runtime.kafka import end_offsets
 from msgmem.send import signed_headers
 from streams.normalize.logic import normalise
 from tests.integration.test_ingest import CREDS, ingest_settings

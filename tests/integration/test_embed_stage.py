@@ -17,7 +17,7 @@ import pytest
 
 from contracts import embeddings, enrichment, messages
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_producer
+from runtime.kafka import end_offsets, make_producer
 from projections.batch import RetryPolicy
 from projections.embeddings.main import embeddings_projector
 from projections.embeddings.store import PROJECTION

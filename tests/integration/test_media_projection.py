@@ -24,8 +24,8 @@ import pytest
 from contracts import deadletter, enrichment, media
 from contracts.deadletter import DeadLettered
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_producer
-from msgmem.media_sweep import sweep_expired
+from runtime.kafka import end_offsets, make_producer
+from streams.media.sweep import sweep_expired
 from projections.consumer import Running
 from projections.media.logic import TOPICS, MediaProjectionEvent
 from projections.media.main import STAGE, media_projector

@@ -17,7 +17,7 @@ from contracts.messages import decode_event
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from msgmem.dlq import load, retry, select
-from msgmem.kafka import end_offsets, make_producer, read_range
+from runtime.kafka import end_offsets, make_producer, read_range
 from msgmem.status import collect, render
 from projections.messages import main as messages_main
 from streams.normalize import providers

@@ -24,7 +24,7 @@ from aiokafka import TopicPartition
 from contracts.deadletter import TOPIC as DEADLETTER, DeadLettered
 from contracts.messages import TOPIC, MessageEvent, encode_event
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_producer, read_range
+from runtime.kafka import end_offsets, make_producer, read_range
 from projections.batch import RetryPolicy
 from projections.messages.main import Running, messages_projector
 from projections.messages.store import PROJECTION

@@ -17,7 +17,7 @@ import pytest
 
 from contracts.messages import TOPIC, MessageEvent
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets
+from runtime.kafka import end_offsets
 from msgmem.localstack.processes import Child, env_with
 from projections.consumer import READY_LINE
 from tests.integration.test_projector import caught_up, channel, eventually, produce, stored_offsets

@@ -17,7 +17,7 @@ import pytest
 
 from contracts.messages import MessageEvent
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets
+from runtime.kafka import end_offsets
 from projections.media import handoff
 from projections.messages.store import PROJECTION
 from projections.rebuild import RebuildError, rebuild

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from contracts.settings import Environment, Settings
 from ingest.bootstrap import create_app as ingest_app
 from ingest.publisher import RecordingPublisher
-from msgmem.http_server import serving
+from msgmem.localstack.http_server import serving
 from msgmem.localstack.processes import free_port
 from projections.messages.main import messages_projector
 from projections.recall.app import create_app as recall_app

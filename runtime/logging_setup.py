@@ -18,7 +18,7 @@ outage or an error loop from writing thousands of lines a second:
 the lines to write. ``QuietFilter`` joins them to ``logging``; a daemon thread ticks it
 every second so that summaries come out even when the records stop.
 
-Lines are written by ``msgmem.log_privacy.PrivateFormatter`` (no exception message, no
+Lines are written by ``runtime.log_privacy.PrivateFormatter`` (no exception message, no
 credential) and HTTP clients are held at WARNING (their request lines carry URLs with tokens).
 """
 
@@ -34,7 +34,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import IO
 
-from msgmem.log_privacy import PrivateFormatter, quiet_http_clients
+from runtime.log_privacy import PrivateFormatter, quiet_http_clients
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
