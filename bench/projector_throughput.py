@@ -83,7 +83,7 @@ async def run(args: argparse.Namespace, stack: Stack, log: Path) -> None:
         "PROJECTOR_BATCH_SIZE": str(args.batch_size), "ENVIRONMENT": "test", "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
     })  # fmt: skip
-    argv = [sys.executable, "-m", "projections"]
+    argv = [sys.executable, "-m", "projections.messages"]
     if args.py_spy:  # sample the projector: a flame graph in raw (collapsed stacks) form
         argv = [str(Path(sys.executable).with_name("py-spy")), "record", "-r", "250", "-f", "raw", "-o", args.py_spy,
                 "--", *argv]  # fmt: skip

@@ -144,9 +144,9 @@ def _cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _args_replay(parser: argparse.ArgumentParser) -> None:
-    from msgmem.stages import HANDLERS
+    from msgmem.stages import STAGES
 
-    parser.add_argument("stage", choices=sorted(HANDLERS),
+    parser.add_argument("stage", choices=sorted(p.name for p in STAGES),
                         help="the stage to re-run (projections are rebuilt with: msgmem projections rebuild)")
     parser.add_argument("--from", dest="start", help="offset (every partition) or ISO time; default: the beginning")
     parser.add_argument("--until", help="offset (exclusive) or ISO time; default: the end now")

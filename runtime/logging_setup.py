@@ -34,6 +34,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import IO
 
+from contracts.settings import Settings
 from runtime.log_privacy import PrivateFormatter, quiet_http_clients
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -287,7 +288,7 @@ _installed: tuple[logging.Handler, QuietFilter, _Ticker | None] | None = None
 
 
 #: The top-level packages of this project; any other logger is a library's.
-OUR_PACKAGES = frozenset({"contracts", "ingest", "msgmem", "projections", "streams", "__main__"})
+OUR_PACKAGES = frozenset({"contracts", "runtime", "ingest", "msgmem", "projections", "streams", "__main__"})
 
 
 class LibraryLevel(logging.Filter):
@@ -337,3 +338,11 @@ def configure_logging(
     _installed = (handler, quiet, _Ticker(quiet, 1.0) if ticker else None)
     atexit.register(quiet.tick, final=True)
     return quiet
+
+
+def process_settings() -> Settings:
+    """What every process's ``main`` does first: settings from the environment, then logging
+    configured once, here, before any client exists."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return settings

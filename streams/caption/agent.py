@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contracts import processes
 from contracts.enrichment import CAPTIONS_TOPIC
 from contracts.media import MediaStored
 from contracts.settings import Settings
@@ -13,7 +14,7 @@ from streams.enrichment.stage import EnrichmentHandler
 from streams.media.logic import base_mime
 from streams.media.storage import MediaStore
 
-STAGE = "caption"
+STAGE = processes.CAPTION.name
 
 
 def config(settings: Settings) -> StageConfig:

@@ -1,21 +1,25 @@
-"""What every enrichment worker opens at start and closes at stop: the media store (to read the
+"""The one shape of an enrichment stage (transcribe, caption, extract): MediaStored in, one
+result out, through a model client. What differs per stage is declared once each: the
+client that turns opened resources into a handler, and the stage's limits read from its
+own settings fields. Opened at agent start, closed at stop: the media store (to read the
 stored files), the OpenAI client (None without a key), and the result cache in Postgres."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
-import faust
 from openai import AsyncOpenAI
 
-from contracts import media
+from contracts.processes import Process
 from contracts.settings import Settings
-from streams.common.faust_app import attach_stage, make_app
-from streams.common.runner import RetryPolicy, StageMetrics, StageParts
-from streams.enrichment.cache import CachedResults, CacheMetrics, PostgresResultCache
 from runtime.openai_client import make_openai
+from streams.common.records import InputRecord, Output
+from streams.common.runner import RetryPolicy, StageParts
+from streams.common.stage import Stage
+from streams.enrichment.cache import CachedResults, CacheMetrics, PostgresResultCache
 from streams.media.storage import MediaStore, build_store
 
 
@@ -24,6 +28,22 @@ class Resources:
     store: MediaStore
     client: AsyncOpenAI | None
     results: CachedResults
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A stage's ``<STAGE>_CONCURRENCY``, ``_MAX_ATTEMPTS``, ``_RETRY_MIN_SECONDS`` and ``_RETRY_MAX_SECONDS``."""
+
+    concurrency: int
+    attempts: int
+    retry_min_seconds: float
+    retry_max_seconds: float
+
+
+class EnrichmentHandler(Protocol):
+    async def __call__(self, record: InputRecord) -> list[Output]: ...
+
+    def give_up(self, record: InputRecord, error: BaseException, attempts: int) -> list[Output]: ...
 
 
 @asynccontextmanager
@@ -46,19 +66,22 @@ def policy(settings: Settings, attempts: int, min_seconds: float, max_seconds: f
     return RetryPolicy(attempts, min_seconds, max_seconds, settings.enrichment_retry_after_max_seconds)
 
 
-def media_stage_app(
-    stage: str, settings: Settings, parts: Callable[[Settings, CacheMetrics], AbstractAsyncContextManager[StageParts]]
-) -> faust.App:
-    """The Faust app of an AI stage that reads wa.media. Its knobs are the ``<STAGE>_*``
-    settings (concurrency, attempts, retry bounds); a batch holds four rounds of calls."""
-    app = make_app(stage, settings)
-    metrics = StageMetrics(stage)
-    cache_metrics = CacheMetrics(stage, metrics.registry)  # once per process: a registry refuses duplicates
-    concurrency: int = getattr(settings, f"{stage}_concurrency")
-    attach_stage(
-        app, settings, stage=stage, input_topic=media.TOPIC, parts=lambda: parts(settings, cache_metrics),
-        policy=policy(settings, getattr(settings, f"{stage}_max_attempts"),
-                      getattr(settings, f"{stage}_retry_min_seconds"), getattr(settings, f"{stage}_retry_max_seconds")),
-        batch_size=concurrency * 4, within=0.2, metrics=metrics, concurrency=concurrency,
-    )  # fmt: skip
-    return app
+def enrichment_stage(
+    process: Process, *, limits: Callable[[Settings], Limits], handler: Callable[[Settings, Resources], EnrichmentHandler]
+) -> Stage[CacheMetrics]:
+    """The Stage of an AI stage that reads wa.media; a batch holds four rounds of calls."""
+
+    @asynccontextmanager
+    async def parts(settings: Settings, metrics: CacheMetrics) -> AsyncIterator[StageParts]:
+        async with enrichment_resources(settings, metrics) as res:
+            built = handler(settings, res)
+            yield StageParts(built, built.give_up)
+
+    def retry(settings: Settings) -> RetryPolicy:
+        own = limits(settings)
+        return policy(settings, own.attempts, own.retry_min_seconds, own.retry_max_seconds)
+
+    return Stage(
+        process, parts=parts, policy=retry, metrics=lambda registry: CacheMetrics(process.name, registry),
+        concurrency=lambda settings: limits(settings).concurrency,
+    )

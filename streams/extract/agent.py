@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from contracts import processes
 from contracts.enrichment import DOCUMENTS_TOPIC, SkipReason
 from contracts.media import MediaStored
 from contracts.settings import Settings
@@ -23,7 +24,7 @@ from streams.extract.pdf import UnreadablePdf, render_page, text_layers
 from streams.extract.reader import PageReader
 from streams.media.storage import MediaStore
 
-STAGE = "extract"
+STAGE = processes.EXTRACT.name
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contracts import processes
 from contracts.enrichment import TRANSCRIPTS_TOPIC
 from contracts.media import MediaStored
 from contracts.settings import Settings
@@ -12,7 +13,7 @@ from streams.media.storage import MediaStore
 from streams.transcribe.logic import build, upload_name, wants
 from streams.transcribe.transcriber import Transcriber
 
-STAGE = "transcribe"
+STAGE = processes.TRANSCRIBE.name
 
 
 def config(settings: Settings) -> StageConfig:

@@ -60,7 +60,7 @@ def projector_child(settings: Settings, group: str, cwd: Path, output: list[str]
         "PROJECTOR_GROUP": group, "PROJECTOR_BATCH_SIZE": "500", "PROJECTOR_BATCH_TIMEOUT_MS": "50",
         "ENVIRONMENT": "test", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
     })  # fmt: skip
-    return Child("projector", [sys.executable, "-m", "projections"], ready_pattern=READY_LINE, env=env, cwd=cwd,
+    return Child("projector", [sys.executable, "-m", "projections.messages"], ready_pattern=READY_LINE, env=env, cwd=cwd,
                  sink=output.append)  # fmt: skip
 
 
