@@ -42,11 +42,17 @@ class Process:
     def consumes(self) -> bool:
         return bool(self.inputs)
 
-    def group(self, settings: Settings) -> str:
+    def group_in(self, settings: Settings) -> str:
         """The consumer group (a stage's Faust app id): KAFKA_GROUP_PREFIX + the name, dashed."""
         if not self.consumes:
             raise ValueError(f"{self.name} reads no topic and has no consumer group")
         return settings.consumer_group(self.name)
+
+    @property
+    def group(self) -> str | None:
+        """The consumer group under the default prefix (None: not a consumer), for callers
+        without settings; processes use ``group_in(settings)``."""
+        return self.group_in(Settings.model_construct()) if self.consumes else None
 
     def metrics_port(self, settings: Settings) -> int:
         return int(getattr(settings, self.metrics_port_setting)) if self.metrics_port_setting else 0

@@ -85,7 +85,7 @@ async def collect(settings: Settings) -> Status:
                 continue
             committed = (
                 await _postgres_committed(conn, service.projection) if service.projection
-                else await _kafka_committed(settings, service.group(settings))
+                else await _kafka_committed(settings, service.group_in(settings))
             )
             for topic in service.inputs:
                 for tp, end in sorted(ends[topic].items(), key=lambda item: item[0].partition):

@@ -261,7 +261,7 @@ async def running_projector(
     down on exit. ``group``: its consumer group (default: the declared one). ``metrics_port``:
     None for no endpoint, 0 for a free port (tests), else that port.
     """
-    group = group or projection.process.group(settings)
+    group = group or projection.process.group_in(settings)
     async with AsyncExitStack() as resources:
         pool = await asyncpg.create_pool(
             settings.database_url, min_size=1, max_size=2, statement_cache_size=settings.statement_cache_size,
@@ -302,7 +302,7 @@ async def serve(settings: Settings, projection: Projection[Any]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    group = projection.process.group(settings)
+    group = projection.process.group_in(settings)
     port = projection.process.metrics_port(settings) or None
     async with running_projector(settings, projection, group=group, metrics_port=port) as r:
         log.info("consuming %s as group %s%s", ", ".join(projection.process.inputs), group,

@@ -14,10 +14,11 @@ def test_names_modules_and_groups_are_unique() -> None:
     assert len(names) == len(set(names))
     assert len({p.module for p in processes.ALL}) == len(names)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    groups = [p.group(settings) for p in processes.ALL if p.consumes]
+    groups = [p.group_in(settings) for p in processes.ALL if p.consumes]
     assert len(groups) == len(set(groups))
-    assert processes.NORMALIZE.group(settings) == "msgmem-normalize"
-    assert processes.EMBEDDINGS_PROJECTOR.group(settings) == "msgmem-embeddings-projector"
+    assert processes.NORMALIZE.group_in(settings) == "msgmem-normalize"
+    assert processes.EMBEDDINGS_PROJECTOR.group_in(settings) == processes.EMBEDDINGS_PROJECTOR.group
+    assert processes.EMBEDDINGS_PROJECTOR.group == "msgmem-embeddings-projector" and processes.INGEST.group is None
 
 
 def test_declared_topics_and_settings_exist() -> None:
