@@ -37,8 +37,8 @@ from runtime.kafka import end_offsets, make_producer  # noqa: E402
 from msgmem.localstack.stack import start_stack  # noqa: E402
 from projections.consumer import running_projector  # noqa: E402
 from projections.messages.main import PROJECTOR  # noqa: E402
-from projections.rebuild import rebuild, render  # noqa: E402
-from projections.rebuild_report import ProjectionReport  # noqa: E402
+from projections.rebuild.run import rebuild, render  # noqa: E402
+from projections.rebuild.report import ProjectionReport  # noqa: E402
 
 CHUNK = 50_000
 

@@ -194,7 +194,7 @@ def _args_projections(parser: argparse.ArgumentParser) -> None:
 def _cmd_projections(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from projections.rebuild import RebuildError, rebuild, render
+    from projections.rebuild.run import RebuildError, rebuild, render
 
     try:
         report = asyncio.run(rebuild(

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 
 from openai import AsyncOpenAI
 
-from streams.enrichment.cache import Result
+from streams.common.enrichment.cache import Result
 from runtime.openai_client import ModelRejected, api_errors
 
 

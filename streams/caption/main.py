@@ -17,7 +17,7 @@ from contracts.settings import Settings
 from streams.caption.agent import make_handler
 from streams.caption.captioner import OpenAICaptioner
 from streams.caption.logic import MAX_TOKENS, PROMPT
-from streams.enrichment.bootstrap import EnrichmentHandler, Limits, Resources, enrichment_stage
+from streams.common.enrichment.bootstrap import EnrichmentHandler, Limits, Resources, enrichment_stage
 
 
 def handler(settings: Settings, res: Resources) -> EnrichmentHandler:

@@ -24,7 +24,7 @@ from streams.common.runner import StageParts
 from streams.common.stage import Stage
 from streams.embed.agent import EmbedHandler, config
 from streams.embed.chunking import load_tokenizer
-from streams.enrichment.bootstrap import policy
+from streams.common.enrichment.bootstrap import policy
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import asyncio
 
 from contracts import processes
 from contracts.settings import Settings
-from streams.enrichment.bootstrap import EnrichmentHandler, Limits, Resources, enrichment_stage
+from streams.common.enrichment.bootstrap import EnrichmentHandler, Limits, Resources, enrichment_stage
 from streams.transcribe.agent import make_handler
 from streams.transcribe.transcriber import OpenAITranscriber
 

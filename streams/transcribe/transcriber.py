@@ -7,7 +7,7 @@ from typing import Protocol
 
 from openai import AsyncOpenAI
 
-from streams.enrichment.cache import Result
+from streams.common.enrichment.cache import Result
 from runtime.openai_client import api_errors
 
 

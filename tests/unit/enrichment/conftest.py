@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from contracts.settings import Settings
 from msgmem.localstack.http_server import serving
-from streams.enrichment.cache import CachedResults, CacheMetrics, MemoryResultCache
+from streams.common.enrichment.cache import CachedResults, CacheMetrics, MemoryResultCache
 from runtime.openai_client import make_openai
 from streams.media.storage import LocalMediaStore
 from tests.fakes.events import put_fixture

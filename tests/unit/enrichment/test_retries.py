@@ -13,7 +13,7 @@ from streams.common.outputs import RecordingOutputs
 from streams.common.records import InputRecord, Output
 from streams.common.runner import RetryPolicy, StageRunner
 from runtime.errors import TransientError
-from streams.enrichment.bootstrap import policy
+from streams.common.enrichment.bootstrap import policy
 from streams.media.main import retry_policy
 
 RECORD = InputRecord("wa.media", 2, 41, b"chat", b"value")

@@ -19,7 +19,7 @@ from runtime.openai_client import make_openai
 from streams.common.records import InputRecord, Output
 from streams.common.runner import RetryPolicy, StageParts
 from streams.common.stage import Stage
-from streams.enrichment.cache import CachedResults, CacheMetrics, PostgresResultCache
+from streams.common.enrichment.cache import CachedResults, CacheMetrics, PostgresResultCache
 from streams.media.storage import MediaStore, build_store
 
 

@@ -18,8 +18,8 @@ from contracts.media import MediaStored
 from contracts.errors import describe_error
 from streams.common.records import InputRecord, Output
 from runtime.errors import TransientError
-from streams.enrichment.cache import CachedResults, CacheKey, Result
-from streams.enrichment.events import StageConfig, failed, media_stored, output, skip_reason, skipped
+from streams.common.enrichment.cache import CachedResults, CacheKey, Result
+from streams.common.enrichment.events import StageConfig, failed, media_stored, output, skip_reason, skipped
 from streams.media.storage import MediaStore, StorageError
 
 log = logging.getLogger(__name__)
