@@ -13,6 +13,7 @@ COPY requirements.lock ./
 RUN pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY contracts ./contracts
+COPY runtime ./runtime
 COPY ingest ./ingest
 COPY streams ./streams
 COPY projections ./projections

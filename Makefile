@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test unit install lock bench clean
+.PHONY: dev test unit test-reverse install lock bench clean
 
 # Installs exactly the locked versions, each checked against its hash; `make lock` renews them.
 $(STAMP): pyproject.toml requirements-dev.lock
@@ -26,6 +26,15 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The pure tests only (no broker, no Postgres): seconds.
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
+
+# The suite in reverse order (tests/conftest.py's --reverse): tests that lean on another's
+# leftovers fail here.
+test-reverse: $(STAMP)
+	$(BIN)/python -m pytest --reverse $(PYTEST_ARGS)
 
 # Resolve pyproject.toml's dependencies again (newest allowed versions) into the two lock
 # files: requirements.lock (the image) and requirements-dev.lock (make dev, make test, CI).

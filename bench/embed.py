@@ -31,9 +31,9 @@ from streams.common.outputs import RecordingOutputs  # noqa: E402
 from streams.common.runner import StageRunner  # noqa: E402
 from streams.embed.agent import EmbedHandler, config  # noqa: E402
 from streams.embed.chunking import load_tokenizer  # noqa: E402
-from streams.embed.embedder import make_embedder  # noqa: E402
-from streams.enrichment.bootstrap import policy  # noqa: E402
-from streams.enrichment.openai_client import make_openai  # noqa: E402
+from runtime.embedder import make_embedder  # noqa: E402
+from streams.common.enrichment.bootstrap import policy  # noqa: E402
+from runtime.openai_client import make_openai  # noqa: E402
 from tests.fakes.openai_api import FakeOpenAI  # noqa: E402
 from tests.fakes.server import ThreadedServer  # noqa: E402
 from tests.unit.embed.factory import record  # noqa: E402

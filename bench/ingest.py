@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 from scratch import scratch_dir  # bench/scratch.py
 
 from contracts.settings import Settings
-from msgmem.gc_tuning import settle_gc
-from msgmem.kafka import ensure_topics
+from runtime.gc_tuning import settle_gc
+from runtime.kafka import ensure_topics
 from msgmem.localstack.kafka import LocalKafka, kafka_libs
 from msgmem.localstack.processes import Child, env_with, file_sink, free_port
 

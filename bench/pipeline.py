@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from contracts import raw  # noqa: E402
 from contracts.raw import RawDelivery  # noqa: E402
 from contracts.settings import Settings  # noqa: E402
-from msgmem.kafka import make_consumer, make_producer, partitions_of  # noqa: E402
+from runtime.kafka import make_consumer, make_producer, partitions_of  # noqa: E402
 from msgmem.localstack.processes import Child, env_with, file_sink, free_port  # noqa: E402
 from msgmem.localstack.stack import Stack, start_stack  # noqa: E402
 from msgmem.services import by_name  # noqa: E402

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from contracts.messages import TOPIC, MessageEvent, encode_event  # noqa: E402
-from msgmem.kafka import end_offsets, make_producer  # noqa: E402
+from runtime.kafka import end_offsets, make_producer  # noqa: E402
 from msgmem.localstack.processes import Child, env_with, file_sink  # noqa: E402
 from msgmem.localstack.stack import Stack, start_stack  # noqa: E402
 from projections.consumer import READY_LINE  # noqa: E402
@@ -83,7 +83,7 @@ async def run(args: argparse.Namespace, stack: Stack, log: Path) -> None:
         "PROJECTOR_BATCH_SIZE": str(args.batch_size), "ENVIRONMENT": "test", "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
     })  # fmt: skip
-    argv = [sys.executable, "-m", "projections"]
+    argv = [sys.executable, "-m", "projections.messages"]
     if args.py_spy:  # sample the projector: a flame graph in raw (collapsed stacks) form
         argv = [str(Path(sys.executable).with_name("py-spy")), "record", "-r", "250", "-f", "raw", "-o", args.py_spy,
                 "--", *argv]  # fmt: skip

@@ -33,11 +33,12 @@ sys.path.insert(0, str(ROOT))
 from bench.projector_throughput import workload  # noqa: E402  the same mix, so the figures compare
 from contracts.messages import TOPIC, encode_event  # noqa: E402
 from contracts.settings import Settings  # noqa: E402
-from msgmem.kafka import end_offsets, make_producer  # noqa: E402
+from runtime.kafka import end_offsets, make_producer  # noqa: E402
 from msgmem.localstack.stack import start_stack  # noqa: E402
-from projections.messages.main import messages_projector  # noqa: E402
-from projections.rebuild import rebuild, render  # noqa: E402
-from projections.rebuild_report import ProjectionReport  # noqa: E402
+from projections.consumer import running_projector  # noqa: E402
+from projections.messages.main import PROJECTOR  # noqa: E402
+from projections.rebuild.run import rebuild, render  # noqa: E402
+from projections.rebuild.report import ProjectionReport  # noqa: E402
 
 CHUNK = 50_000
 
@@ -88,14 +89,14 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
     group = f"bench-live-{uuid.uuid4().hex[:6]}"
     if args.live_projector_first:
         started = time.perf_counter()
-        async with messages_projector(settings, group=group):
+        async with running_projector(settings, PROJECTOR, group=group):
             await caught_up(settings)
         print(f"live projector: {args.events:,} events in {time.perf_counter() - started:.1f}s", flush=True)
     else:
         report = await rebuild(settings, ["chat_messages"], live_patience=0.5, **options)
         print(f"bootstrap run (no live projector; waits {0.5}s for one): {line(report.projections[0])}", flush=True)
     runs: list[ProjectionReport] = []
-    async with messages_projector(settings, group=group):
+    async with running_projector(settings, PROJECTOR, group=group):
         await caught_up(settings)
         for n in range(args.runs):
             report = await rebuild(settings, ["chat_messages"], **options)

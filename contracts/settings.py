@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # worker and stable across its restarts (a StatefulSet pod's name, a compose service of
     # one replica; `msgmem dev` sets one per service). Unset: dynamic membership.
     kafka_group_instance_id: str | None = None
+    # Every consumer group (a stage's Faust app id, a projector's group) is this prefix + the
+    # process name (contracts/processes.py): tests give each run groups of its own.
+    kafka_group_prefix: str = "msgmem-"
 
     # Postgres / Supabase
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -125,10 +128,8 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org"
     alert_webhook_url: str | None = None
 
-    projector_group: str = "msgmem-projector"
     projector_metrics_port: int = Field(0, ge=0)
     projector_metrics_host: str = "127.0.0.1"  # where every projector's metrics endpoint listens
-    media_projector_group: str = "msgmem-media-projector"
     media_projector_metrics_port: int = Field(0, ge=0)
     deleted_messages: Literal["keep", "redact"] = "keep"
     users_table: str | None = None
@@ -209,7 +210,6 @@ class Settings(BaseSettings):
     embed_max_attempts: int = Field(5, ge=1)
     embed_retry_min_seconds: float = Field(1.0, ge=0)
     embed_retry_max_seconds: float = Field(30.0, ge=0)
-    embeddings_projector_group: str = "msgmem-embeddings-projector"
     embeddings_projector_metrics_port: int = Field(0, ge=0)
     enable_vector_recall: bool = True
     embeddings_recall_limit: int = Field(50, ge=0)
@@ -345,6 +345,10 @@ class Settings(BaseSettings):
     def database_is_transaction_pooler(self) -> bool:
         """Supabase's transaction pooler (port 6543) cannot keep prepared statements."""
         return ":6543/" in self.database_url
+
+    def consumer_group(self, name: str) -> str:
+        """The consumer group of the process ``name`` (a stage's Faust app id): the prefix + the name, dashed."""
+        return self.kafka_group_prefix + name.replace("_", "-")
 
     @property
     def statement_cache_size(self) -> int:

@@ -6,7 +6,7 @@ import uvicorn
 
 from contracts.settings import Settings
 from ingest.bootstrap import create_app
-from msgmem.logging_setup import configure_logging
+from runtime.logging_setup import configure_logging
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ from ingest.providers.declarative import DeclarativeProvider
 from ingest.publisher import KafkaPublisher, Publisher
 from ingest.routes import DELIVERY_ROUTES, router
 from ingest.service import IngestService
-from msgmem.gc_tuning import settle_gc
-from msgmem.openapi import docs_urls
+from runtime.gc_tuning import settle_gc
+from runtime.openapi import docs_urls
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def create_app(settings: Settings, publisher: Publisher | None = None, *, tune_g
     """The ingest app. ``publisher`` defaults to Kafka; tests of HTTP edges may pass a fake.
 
     ``tune_gc`` (the service process sets it) tunes the garbage collector for serving
-    once start-up is done (``msgmem.gc_tuning``); tests leave their process alone.
+    once start-up is done (``runtime.gc_tuning``); tests leave their process alone.
     """
     metrics = IngestMetrics()
     registry = providers.registry(settings)  # a bad mapping file stops start-up here

@@ -31,8 +31,8 @@ from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from ingest.errors import BrokerUnavailable
 from ingest.lanes import BROKER_ERRORS, PartitionLane, Record
-from msgmem.kafka import make_producer
-from msgmem.logging_setup import broker_answered
+from runtime.kafka import make_producer
+from runtime.logging_setup import broker_answered
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,1 @@
-"""Operations for Message Memory: the `msgmem` command, the local stack and shared Kafka/Postgres adapters."""
+"""Operations for Message Memory: the `msgmem` command, its operations and the local stack. Nothing imports it."""

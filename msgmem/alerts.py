@@ -6,7 +6,7 @@ to Telegram (TELEGRAM_BOT_TOKEN + TELEGRAM_CHAT_ID) and/or a generic webhook
 consumes and counts, so it can run everywhere. The message carries the stage, error and
 coordinates — never the dead input's bytes, which may hold a customer's text; the error is
 ``contracts.errors.describe_error``'s (types and field paths). The Telegram URL holds the bot
-token, so httpx's request lines are kept out of the log (``msgmem.log_privacy``).
+token, so httpx's request lines are kept out of the log (``runtime.log_privacy``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import httpx
 from contracts import deadletter
 from contracts.deadletter import DeadLettered
 from contracts.settings import Settings
-from msgmem.kafka import make_consumer
-from msgmem.logging_setup import configure_logging
+from runtime.kafka import make_consumer
+from runtime.logging_setup import configure_logging
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from contracts.settings import Settings
 from msgmem.devstate import with_dev_stack
-from msgmem.logging_setup import configure_logging
+from runtime.logging_setup import configure_logging
 from msgmem.reach import unreachable
 
 #: The exit code of a command that could not reach the broker or Postgres.
@@ -48,7 +48,7 @@ def _cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _cmd_topics(settings: Settings, _args: argparse.Namespace) -> int:
-    from msgmem.kafka import ensure_topics
+    from runtime.kafka import ensure_topics
 
     report = asyncio.run(ensure_topics(settings))
     for name in report.created:
@@ -144,9 +144,9 @@ def _cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _args_replay(parser: argparse.ArgumentParser) -> None:
-    from msgmem.stages import HANDLERS
+    from msgmem.stages import STAGES
 
-    parser.add_argument("stage", choices=sorted(HANDLERS),
+    parser.add_argument("stage", choices=sorted(p.name for p in STAGES),
                         help="the stage to re-run (projections are rebuilt with: msgmem projections rebuild)")
     parser.add_argument("--from", dest="start", help="offset (every partition) or ISO time; default: the beginning")
     parser.add_argument("--until", help="offset (exclusive) or ISO time; default: the end now")
@@ -173,7 +173,7 @@ def _args_media(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_media(settings: Settings, _args: argparse.Namespace) -> int:
-    from msgmem.media_sweep import sweep_once
+    from streams.media.sweep import sweep_once
 
     print(asyncio.run(sweep_once(settings)))
     return 0
@@ -194,7 +194,7 @@ def _args_projections(parser: argparse.ArgumentParser) -> None:
 def _cmd_projections(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from projections.rebuild import RebuildError, rebuild, render
+    from projections.rebuild.run import RebuildError, rebuild, render
 
     try:
         report = asyncio.run(rebuild(

@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 
 from contracts.settings import Settings
 from msgmem.devstate import STATE_FILE, dev_secrets, write_private
-from msgmem.kafka import ensure_topics
+from runtime.kafka import ensure_topics
 from msgmem.localstack.kafka import LocalKafka, kafka_libs
 from msgmem.localstack.postgres import LocalPostgres
 from msgmem.localstack.processes import Child, ChildFailed, env_with, free_port, stdout_sink, stop_all
 from msgmem.migrate import migrate
-from msgmem.private import PRIVATE_DIR_MODE, private_dir, private_umask
+from runtime.private import PRIVATE_DIR_MODE, private_dir, private_umask
 from msgmem.services import SERVICES, Service
 from msgmem.supervisor import Supervisor
 

@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
 
-from contracts import deadletter
+from contracts import deadletter, processes
 from contracts.deadletter import DeadLettered, DeadLetterRetried
 from contracts.errors import describe_error
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, read_range
+from runtime.kafka import end_offsets, read_range
 from msgmem.stages import open_handler
 from streams.common.outputs import KafkaOutputs
 from streams.common.records import InputRecord, Output
@@ -71,7 +71,15 @@ async def load(settings: Settings) -> dict[str, Letter]:
 
 def select(letters: dict[str, Letter], *, stage: str | None, ids: Sequence[str], everything: bool) -> list[Letter]:
     chosen = [letters[i] for i in ids if i in letters] if ids else list(letters.values()) if everything else []
-    return [x for x in chosen if x.open and (stage is None or x.letter.stage == stage)]
+    return [x for x in chosen if x.open and (stage is None or _same_stage(x.letter.stage, stage))]
+
+
+def _same_stage(written: str, wanted: str) -> bool:
+    """A letter written under a process's former name (``embeddings-projector``) is still its."""
+    try:
+        return processes.by_name(wanted).answers_to(written)
+    except KeyError:
+        return written == wanted
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,9 @@ from aiokafka import TopicPartition
 
 from contracts import deadletter
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_consumer, partitions_of
-from msgmem.progress import Progress
-from msgmem.services import SERVICES
-from msgmem.stages import HANDLERS, open_handler
+from runtime.kafka import end_offsets, make_consumer, partitions_of
+from runtime.progress import Progress
+from msgmem.stages import STAGES, open_handler
 from streams.common.outputs import KafkaOutputs
 from streams.common.records import InputRecord, Output
 
@@ -47,13 +46,11 @@ def parse_position(text: str | None) -> int | datetime | None:
 
 
 def input_topic(stage: str) -> str:
-    if stage not in HANDLERS:  # a projection would append its own input to itself
-        raise KeyError(f"no stage named {stage!r} can be replayed; stages: {', '.join(sorted(HANDLERS))} "
-                       "(projections are rebuilt with `msgmem projections rebuild`)")
-    for service in SERVICES:
-        if service.name == stage and service.inputs:
-            return service.inputs[0]
-    raise KeyError(f"no stage named {stage!r} reads a topic")
+    for process in STAGES:  # not a projection: it would append its own input to itself
+        if process.name == stage:
+            return process.inputs[0]
+    raise KeyError(f"no stage named {stage!r} can be replayed; stages: {', '.join(p.name for p in STAGES)} "
+                   "(projections are rebuilt with `msgmem projections rebuild`)")
 
 
 async def _offsets(  # type: ignore[no-untyped-def]

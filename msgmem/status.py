@@ -11,7 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.settings import Settings
 from msgmem.dlq import load as load_letters
-from msgmem.kafka import connection_config, end_offsets
+from runtime.kafka import connection_config, end_offsets
 from msgmem.services import SERVICES
 
 TABLE_CLOCKS = {
@@ -81,11 +81,11 @@ async def collect(settings: Settings) -> Status:
         ends = {topic: await end_offsets(settings, topic) for s in SERVICES for topic in s.inputs}
         partitions: list[PartitionLag] = []
         for service in SERVICES:
-            if service.group is None:
+            if not service.consumes:
                 continue
             committed = (
                 await _postgres_committed(conn, service.projection) if service.projection
-                else await _kafka_committed(settings, service.group)
+                else await _kafka_committed(settings, service.group_in(settings))
             )
             for topic in service.inputs:
                 for tp, end in sorted(ends[topic].items(), key=lambda item: item[0].partition):

@@ -15,8 +15,8 @@ dropped and fetched again from the stored offsets; a batch keeps only the record
 partitions this process owns and has positioned, so no batch is applied for a partition it
 has lost. If the batch is stuck retrying, revocation abandons it.
 
-``running_projector`` and ``serve`` run one projection (a ``ProjectionSpec``: its name, topics,
-decoder and row writer) as a process: the composition every projector's ``main`` shares.
+``running_projector`` and ``run_projector`` run one ``Projection`` (its declared process,
+decoder, row writer and schema check): the composition every projector shares.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -37,9 +37,10 @@ from aiokafka.structs import OffsetAndMetadata
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from contracts.errors import describe_error
+from contracts.processes import Process
 from contracts.settings import Settings
-from msgmem.kafka import make_consumer, make_producer
-from msgmem.logging_setup import configure_logging
+from runtime.kafka import make_consumer, make_producer
+from runtime.logging_setup import process_settings
 from projections.batch import BatchApplier, ProjectionStore, RetryPolicy
 from projections.deadletters import KafkaDeadLetters
 from projections.errors import BatchAbandoned, OffsetsBehind
@@ -230,18 +231,27 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
 
 
 @dataclass(frozen=True)
-class ProjectionSpec(Generic[E]):
-    """A projection as its process runs it.
+class Projection(Generic[E]):
+    """A projection as its process runs it: every projector is one of these and starts
+    through ``run_projector``.
 
-    ``name`` keys its rows in ``projection_offsets``, its advisory locks and its metrics, and
-    ends its readiness line (``projector started: <name>``); ``stage`` keys its dead letters.
+    Its identity comes from ``process`` (``contracts.processes``): ``process.projection``
+    keys its rows in ``projection_offsets``, its advisory locks and its metrics, and ends its
+    readiness line (``projector started: <name>``); ``process.name`` keys its dead letters;
+    ``process.inputs`` are the topics it reads. ``check_schema`` refuses to start on a
+    database the SQL cannot work with; ``pool_init`` prepares each connection (codecs).
     """
 
-    name: str
-    stage: str
-    topics: tuple[str, ...]
+    process: Process
     decode: Callable[[bytes], E]
-    writer: RowWriter[E]
+    writer: Callable[[Settings], RowWriter[E]]
+    check_schema: Callable[[asyncpg.Connection, Settings], Awaitable[None]]
+    pool_init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+
+    @property
+    def name(self) -> str:
+        assert self.process.projection is not None, f"{self.process.name} declares no projection"
+        return self.process.projection
 
 
 @dataclass
@@ -254,31 +264,38 @@ class Running:
 
 @asynccontextmanager
 async def running_projector(
-    settings: Settings, spec: ProjectionSpec[Any], *, group: str, metrics_port: int | None = None,
+    settings: Settings, projection: Projection[Any], *, group: str | None = None, metrics_port: int | None = None,
     policy: RetryPolicy | None = None,
 ) -> AsyncIterator[Running]:  # fmt: skip
-    """Build the projector's adapters, run it as a task, and tear everything down on exit.
-
-    ``metrics_port``: None for no endpoint, 0 for a free port (tests), else that port.
+    """Check the schema, build the projector's adapters, run it as a task, and tear everything
+    down on exit. ``group``: its consumer group (default: the declared one). ``metrics_port``:
+    None for no endpoint, 0 for a free port (tests), else that port.
     """
-    metrics = ProjectorMetrics(spec.name)
-    server = None
-    if metrics_port is not None:
-        server = MetricsServer(metrics.registry, metrics_port, settings.projector_metrics_host)
-    bound = server.start() if server else None
-    pool = await asyncpg.create_pool(
-        settings.database_url, min_size=1, max_size=2, statement_cache_size=settings.statement_cache_size
-    )
-    producer = make_producer(settings)
-    try:
+    group = group or projection.process.group_in(settings)
+    async with AsyncExitStack() as resources:
+        pool = await asyncpg.create_pool(
+            settings.database_url, min_size=1, max_size=2, statement_cache_size=settings.statement_cache_size,
+            init=projection.pool_init,
+        )  # fmt: skip
+        resources.push_async_callback(pool.close)
+        async with pool.acquire() as conn:
+            await projection.check_schema(conn, settings)
+        metrics = ProjectorMetrics(projection.name)
+        bound = None
+        if metrics_port is not None:
+            server = MetricsServer(metrics.registry, metrics_port, settings.projector_metrics_host)
+            bound = server.start()
+            resources.callback(server.stop)
+        producer = make_producer(settings)
+        resources.push_async_callback(producer.stop)
         await producer.start()
-        store: PostgresProjectionStore[Any] = PostgresProjectionStore(pool, spec.name, spec.writer)
+        store: PostgresProjectionStore[Any] = PostgresProjectionStore(pool, projection.name, projection.writer(settings))
         letters = KafkaDeadLetters(producer, cluster_cap=settings.kafka_max_message_bytes)
-        applier = BatchApplier(stage=spec.stage, decode=spec.decode, store=store,
+        applier = BatchApplier(stage=projection.process.name, decode=projection.decode, store=store,
                                dead_letters=letters, metrics=metrics, policy=policy)  # fmt: skip
         projector = Projector(
-            name=spec.name, consumer=make_consumer(settings, group_id=group), topics=spec.topics, store=store,
-            applier=applier, metrics=metrics, batch_size=settings.projector_batch_size,
+            name=projection.name, consumer=make_consumer(settings, group_id=group), topics=projection.process.inputs,
+            store=store, applier=applier, metrics=metrics, batch_size=settings.projector_batch_size,
             batch_timeout_ms=settings.projector_batch_timeout_ms,
         )  # fmt: skip
         task = asyncio.create_task(projector.run(), name=f"projector-{group}")
@@ -287,34 +304,31 @@ async def running_projector(
         finally:
             projector.stop()
             await task
-    finally:
-        await producer.stop()
-        await pool.close()
-        if server:
-            server.stop()
 
 
-async def serve(running: AbstractAsyncContextManager[Running], consuming: str) -> None:
+async def serve(settings: Settings, projection: Projection[Any]) -> None:
     """Run until SIGTERM or SIGINT (the batch in flight finishes, the consumer leaves the group)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with running as r:
-        log.info("consuming %s%s", consuming, f", metrics on :{r.metrics_port}" if r.metrics_port else "")
+    group = projection.process.group_in(settings)
+    port = projection.process.metrics_port(settings) or None
+    async with running_projector(settings, projection, group=group, metrics_port=port) as r:
+        log.info("consuming %s as group %s%s", ", ".join(projection.process.inputs), group,
+                 f", metrics on :{r.metrics_port}" if r.metrics_port else "")  # fmt: skip
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({stopping, r.task}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
     log.info("projector stopped")
 
 
-def run_process(serve_with: Callable[[Settings], Coroutine[Any, Any, None]]) -> None:
-    """A projector's ``main``: settings from the environment, logging, then ``serve_with`` on uvloop if installed."""
-    settings = Settings()
-    configure_logging(settings.log_level)
+def run_projector(projection: Projection[Any]) -> None:
+    """Every projector's ``python -m`` entry: settings and logging, then ``serve`` on uvloop if installed."""
+    settings = process_settings()
     try:
         import uvloop
     except ImportError:  # optional: a faster event loop where installed
-        asyncio.run(serve_with(settings))
+        asyncio.run(serve(settings, projection))
     else:
-        uvloop.run(serve_with(settings))
+        uvloop.run(serve(settings, projection))

@@ -10,7 +10,7 @@ from typing import TypeVar
 from aiokafka import ConsumerRecord, TopicPartition
 
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, read_range
+from runtime.kafka import end_offsets, read_range
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ What it is for: proving on one machine the durability settings production relies
   asks for ``KAFKA_REPLICATION_FACTOR=3`` explicitly);
 - ``min.insync.replicas=2``: an ``acks=all`` write is acknowledged only once two replicas
   have it, so losing any one broker loses no acknowledged record, and writes go on;
-- producers with ``acks=all`` and idempotence (``msgmem.kafka.make_producer``): a retried
+- producers with ``acks=all`` and idempotence (``runtime.kafka.make_producer``): a retried
   batch is not written twice, and a send that fails is safe to send again;
 - ``unclean.leader.election.enable=false``: a replica that fell out of sync never becomes
   leader, which would silently truncate acknowledged records.

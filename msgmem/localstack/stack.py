@@ -10,7 +10,7 @@ from pathlib import Path
 
 from contracts.settings import Environment, Settings
 from contracts.topics import ALL_TOPICS
-from msgmem.kafka import ensure_topics
+from runtime.kafka import ensure_topics
 from msgmem.localstack.kafka import LocalKafka, kafka_libs
 from msgmem.localstack.kafka_cluster import LocalKafkaCluster
 from msgmem.localstack.postgres import LocalPostgres

@@ -1,6 +1,7 @@
 """``python -m projections.media``: run the media projector (see ``projections.media.main``)."""
 
-from projections.media.main import main
+from projections.consumer import run_projector
+from projections.media.main import PROJECTOR
 
 if __name__ == "__main__":
-    main()
+    run_projector(PROJECTOR)

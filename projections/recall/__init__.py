@@ -6,7 +6,7 @@ For agents in the same process::
     snippets = await recall(pool, embedder, chat_key, "what did they say about the delivery?", k=10)
 
 ``pool``: an asyncpg pool with ``init=projections.embeddings.vectors.register_vector``;
-``embedder``: ``streams.embed.embedder.make_embedder(settings, openai_client, wait_seconds=0)``
+``embedder``: ``runtime.embedder.make_embedder(settings, openai_client, wait_seconds=0)``
 (or None: exact words only). ``search(...)`` gives the same snippets and whether (and why
 not) they were ranked by meaning. Over HTTP: ``python -m projections.recall`` (``projections.recall.app``).
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uvicorn
 
 from contracts.settings import Settings
-from msgmem.logging_setup import configure_logging
+from runtime.logging_setup import configure_logging
 from projections.recall.app import create_app
 
 

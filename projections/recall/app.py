@@ -34,13 +34,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from contracts.settings import Settings
-from msgmem.openapi import docs_urls
+from runtime.openapi import docs_urls
 from projections.embeddings.vectors import register_vector
 from projections.recall import request as recall_request
 from projections.recall.search import QueryEmbedder, RecallConfig, RecallDisabled, UnknownChat, search
-from streams.common.runner import TransientError
-from streams.embed.embedder import EmbedMetrics, make_embedder
-from streams.enrichment.openai_client import ModelRejected, make_openai
+from runtime.errors import TransientError
+from runtime.embedder import EmbedMetrics, make_embedder
+from runtime.openai_client import ModelRejected, make_openai
 
 log = logging.getLogger(__name__)
 

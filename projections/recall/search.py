@@ -61,7 +61,7 @@ class UnknownChat(LookupError):
 
 class QueryEmbedder(Protocol):
     async def embed(self, texts: Sequence[str], tokens: Sequence[int]) -> list[str]:
-        """Base64 float32 vectors of ``texts`` (``streams.embed.embedder.BatchingEmbedder``)."""
+        """Base64 float32 vectors of ``texts`` (``runtime.embedder.BatchingEmbedder``)."""
         ...
 
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from contracts import processes
 from contracts.enrichment import CAPTIONS_TOPIC
 from contracts.media import MediaStored
 from contracts.settings import Settings
 from streams.caption.captioner import Captioner
 from streams.caption.logic import build, check, wants
-from streams.enrichment.cache import CachedResults, Result
-from streams.enrichment.events import StageConfig
-from streams.enrichment.stage import EnrichmentHandler
+from streams.common.enrichment.cache import CachedResults, Result
+from streams.common.enrichment.events import StageConfig
+from streams.common.enrichment.stage import EnrichmentHandler
 from streams.media.logic import base_mime
 from streams.media.storage import MediaStore
 
-STAGE = "caption"
+STAGE = processes.CAPTION.name
 
 
 def config(settings: Settings) -> StageConfig:

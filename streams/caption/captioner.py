@@ -9,8 +9,8 @@ from typing import Literal, Protocol
 
 from openai import AsyncOpenAI
 
-from streams.enrichment.cache import Result
-from streams.enrichment.openai_client import ModelRejected, api_errors
+from streams.common.enrichment.cache import Result
+from runtime.openai_client import ModelRejected, api_errors
 
 
 class Captioner(Protocol):

@@ -31,8 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contracts.settings import Settings
 from contracts.topics import largest_limit
-from msgmem.logging_setup import configure_logging
-from msgmem.private import private_dir
+from runtime.private import private_dir
 from streams.common.outputs import KafkaOutputs, OutputWriter
 from streams.common.records import InputRecord
 from streams.common.runner import Handler, RetryPolicy, StageMetrics, StageParts, StageRunner
@@ -71,7 +70,7 @@ def make_app(
     agent; ``max_poll_records`` caps each fetch handed to it (None: all that is prefetched)."""
     datadir = private_dir(settings.state_dir / "faust" / stage)
     return faust.App(
-        f"msgmem-{stage}",
+        settings.consumer_group(stage),
         broker=broker_url(settings),
         broker_credentials=_credentials(settings),
         broker_client_id=f"{settings.kafka_client_id}-{stage}",
@@ -110,12 +109,13 @@ def to_record(event: EventT) -> InputRecord:
 
 
 def attach_stage(
-    app: faust.App, settings: Settings, *, stage: str, input_topic: str,
+    app: faust.App, settings: Settings, *, stage: str, input_topics: tuple[str, ...],
     handler_factory: Callable[[], Handler] | None = None, parts: PartsContext | None = None,
     policy: RetryPolicy, batch_size: int = 500, within: float = 0.2, metrics: StageMetrics | None = None,
     concurrency: int = 1, writer_factory: WriterFactory | None = None,
 ) -> None:
-    """Run a handler over ``input_topic`` in batches through a StageRunner.
+    """Run a handler over ``input_topics`` (one agent, one consumer group, however many
+    topics; each record keeps its own coordinates) in batches through a StageRunner.
 
     Give either ``handler_factory`` (a plain handler) or ``parts``, an async context
     manager entered when the agent starts (open clients and pools there, never at import)
@@ -127,7 +127,7 @@ def attach_stage(
     if (handler_factory is None) == (parts is None):
         raise TypeError("give exactly one of handler_factory and parts")
     metrics = metrics or StageMetrics(stage)
-    topic = app.topic(input_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    topic = app.topic(*input_topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     make_parts: PartsContext = parts or _plain(handler_factory)  # type: ignore[arg-type]
 
     async def agent(stream: faust.StreamT) -> None:
@@ -139,7 +139,7 @@ def attach_stage(
                     stage, built.handler, writer, policy=policy, metrics=metrics, concurrency=concurrency,
                     give_up=built.give_up,
                 )
-                log.info("%s consuming %s", stage, input_topic)
+                log.info("%s consuming %s", stage, ", ".join(input_topics))
                 async for events in manual.noack_take(batch_size, within=within):
                     await run_until_done(runner, [to_record(e) for e in events], stage)
                     for event in events:
@@ -207,10 +207,3 @@ def run_worker(app: faust.App, settings: Settings) -> None:
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, override_logging=False)  # configure_logging's
     worker.spinner = None  # as its own set-up would at INFO: then it logs "Ready" instead of drawing a spinner
     worker.execute_from_commandline()
-
-
-def stage_main(build_app: Callable[[Settings], faust.App]) -> None:
-    """The ``main()`` of every stage: settings from the environment, logging, the worker."""
-    settings = Settings()
-    configure_logging(settings.log_level)
-    run_worker(build_app(settings), settings)

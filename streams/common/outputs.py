@@ -22,7 +22,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from contracts.errors import SafeError
 from contracts.settings import Settings
 from contracts.topics import limit_of, record_size
-from msgmem.kafka import make_producer
+from runtime.kafka import make_producer
 from streams.common.records import Output
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_excepti
 
 from contracts import deadletter
 from contracts.deadletter import DeadLettered
-from contracts.errors import SafeError, describe_error
+from contracts.errors import describe_error
+from runtime.errors import TransientError
 from streams.common.outputs import OutputWriter, RecordTooLarge
 from streams.common.records import InputRecord, Output
 
@@ -34,18 +35,6 @@ Handler = Callable[[InputRecord], Awaitable[list[Output]]]
 # (the record, the last error, attempts made) -> extra outputs written beside its dead letter
 GiveUp = Callable[[InputRecord, BaseException, int], Sequence[Output]]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class TransientError(SafeError):
-    """An I/O failure worth retrying (timeouts, 429, 5xx). Anything else is poison.
-    Its message is shown in logs and dead letters: build it with ``describe_error(cause)``.
-
-    ``retry_after``: seconds the server asked us to wait (a 429's Retry-After), if it said.
-    """
-
-    def __init__(self, *args: object, retry_after: float | None = None) -> None:
-        super().__init__(*args)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -190,7 +179,7 @@ class StageRunner:
         except Exception:  # noqa: BLE001 - the dead letter is written anyway; the hook only adds to it
             log.exception(
                 "%s: give-up hook failed for %s[%d]@%d", self.stage, record.topic, record.partition, record.offset
-            )  # the traceback's exception lines are described too (msgmem.logging_setup)
+            )  # the traceback's exception lines are described too (runtime.logging_setup)
             return ()
 
     def _letter(self, record: InputRecord, exc: BaseException, attempts: int) -> DeadLettered:

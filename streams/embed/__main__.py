@@ -1,4 +1,7 @@
-"""embed stage: texts on wa.messages / wa.transcripts / wa.captions / wa.documents -> wa.embeddings."""
-from streams.embed.main import main
+"""``python -m streams.embed``: run the embed stage (see ``streams.embed.main``)."""
 
-main()
+from streams.embed.main import STAGE
+from streams.common.stage import run_stage
+
+if __name__ == "__main__":
+    run_stage(STAGE)

@@ -6,13 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from contracts import processes
 from contracts.settings import Settings
 from streams.common.records import InputRecord, Output
 from streams.embed.chunking import Chunked, Tokenizer, chunk_text
-from streams.embed.embedder import BatchingEmbedder
+from runtime.embedder import BatchingEmbedder
 from streams.embed.logic import Deleted, EmbedConfig, NewText, failed, output, read, removed, replaced, skipped
 
-STAGE = "embed"
+STAGE = processes.EMBED.name
 
 
 def config(settings: Settings) -> EmbedConfig:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from contracts import embeddings, enrichment, messages
+from contracts import embeddings, enrichment, messages, processes
 from contracts.embeddings import (
     ChunksReplaced, EmbeddedChunk, EmbeddingEvent, EmbeddingFailed, EmbeddingSkipped, EmbeddingsRemoved, SkipReason,
     Source,
@@ -30,9 +30,7 @@ from contracts.ids import event_id
 from streams.common.records import InputRecord, Output
 from streams.embed.chunking import Chunked
 
-INPUT_TOPICS: tuple[str, ...] = (
-    messages.TOPIC, enrichment.TRANSCRIPTS_TOPIC, enrichment.CAPTIONS_TOPIC, enrichment.DOCUMENTS_TOPIC,
-)  # fmt: skip
+INPUT_TOPICS: tuple[str, ...] = processes.EMBED.inputs
 _MESSAGE_TYPES = frozenset({b"message_received", b"message_sent", b"message_edited", b"message_deleted"})
 _DERIVED: dict[str, tuple[str, Source, str]] = {  # topic -> (event type, source, text field)
     enrichment.TRANSCRIPTS_TOPIC: ("audio_transcribed", "transcript", "text"),

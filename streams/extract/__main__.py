@@ -1,3 +1,7 @@
-from streams.extract.main import main
+"""``python -m streams.extract``: run the extract stage (see ``streams.extract.main``)."""
 
-main()
+from streams.extract.main import STAGE
+from streams.common.stage import run_stage
+
+if __name__ == "__main__":
+    run_stage(STAGE)

@@ -11,19 +11,20 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from contracts import processes
 from contracts.enrichment import DOCUMENTS_TOPIC, SkipReason
 from contracts.media import MediaStored
 from contracts.settings import Settings
 from streams.common.records import InputRecord, Output
-from streams.enrichment.cache import CachedResults, CacheKey, Result
-from streams.enrichment.events import StageConfig, failed, media_stored, output, skipped
-from streams.enrichment.stage import MediaGone, Now, read_object, utc_now
+from streams.common.enrichment.cache import CachedResults, CacheKey, Result
+from streams.common.enrichment.events import StageConfig, failed, media_stored, output, skipped
+from streams.common.enrichment.stage import MediaGone, Now, read_object, utc_now
 from streams.extract.logic import assemble, pages_for_model, wants
 from streams.extract.pdf import UnreadablePdf, render_page, text_layers
 from streams.extract.reader import PageReader
 from streams.media.storage import MediaStore
 
-STAGE = "extract"
+STAGE = processes.EXTRACT.name
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from contracts.enrichment import DocumentExtracted, PageText, SkipReason
 from contracts.media import MediaStored
-from streams.enrichment.events import StageConfig, derived
+from streams.common.enrichment.events import StageConfig, derived
 from streams.media.logic import base_mime
 
 # Beyond this, the text is cut (and ``truncated`` set): an event must fit a Kafka record.

@@ -11,42 +11,26 @@ cached by (sha256, stage, model). Logs ``[^Worker]: Ready`` once consuming.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import faust
-from prometheus_client import CollectorRegistry
-
+from contracts import processes
 from contracts.settings import Settings
-from streams.common.faust_app import stage_main
-from streams.common.runner import StageParts
-from streams.enrichment.bootstrap import enrichment_resources, media_stage_app
-from streams.enrichment.cache import CacheMetrics
-from streams.extract.agent import STAGE, ExtractHandler, config
+from streams.common.enrichment.bootstrap import EnrichmentHandler, Limits, Resources, enrichment_stage
+from streams.extract.agent import ExtractHandler, config
 from streams.extract.reader import OpenAIPageReader
 
 
-@asynccontextmanager
-async def stage_parts(settings: Settings, metrics: CacheMetrics | None = None) -> AsyncIterator[StageParts]:
-    """The handler with its store, OpenAI client and cache, open while in use (the worker, `msgmem dlq retry`)."""
-    cache_metrics = metrics or CacheMetrics(STAGE, CollectorRegistry())
+def handler(settings: Settings, res: Resources) -> EnrichmentHandler:
     cfg, options = config(settings)
-    async with enrichment_resources(settings, cache_metrics) as res:
-        reader = (
-            OpenAIPageReader(res.client, settings.pdf_extraction_model, asyncio.Semaphore(settings.extract_concurrency))
-            if res.client is not None else None
-        )  # fmt: skip
-        handler = ExtractHandler(cfg, options, res.store, reader, res.results)
-        yield StageParts(handler, handler.give_up)
+    reader = (
+        OpenAIPageReader(res.client, settings.pdf_extraction_model, asyncio.Semaphore(settings.extract_concurrency))
+        if res.client is not None else None
+    )  # fmt: skip
+    return ExtractHandler(cfg, options, res.store, reader, res.results)
 
 
-def build_app(settings: Settings) -> faust.App:
-    return media_stage_app(STAGE, settings, stage_parts)
+def limits(s: Settings) -> Limits:
+    return Limits(s.extract_concurrency, s.extract_max_attempts, s.extract_retry_min_seconds,
+                  s.extract_retry_max_seconds)  # fmt: skip
 
 
-def main() -> None:
-    stage_main(build_app)
-
-
-if __name__ == "__main__":
-    main()
+STAGE = enrichment_stage(processes.EXTRACT, limits=limits, handler=handler)

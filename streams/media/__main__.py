@@ -1,3 +1,7 @@
-from streams.media.main import main
+"""``python -m streams.media``: run the media stage (see ``streams.media.main``)."""
 
-main()
+from streams.media.main import STAGE
+from streams.common.stage import run_stage
+
+if __name__ == "__main__":
+    run_stage(STAGE)

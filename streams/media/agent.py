@@ -36,14 +36,14 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
 
-from contracts import media, messages
+from contracts import media, messages, processes
 from contracts.errors import describe_error
 from contracts.messages import RecordRef
 from contracts.origins import origin_of
 from contracts.raw import TOPIC as RAW_TOPIC
 from contracts.settings import Settings
 from streams.common.records import InputRecord, Output
-from streams.common.runner import TransientError
+from runtime.errors import TransientError
 from streams.media.access import CREDENTIAL_HOSTS, ProviderAccess
 from streams.media.logic import (
     MediaJob,
@@ -68,7 +68,7 @@ from streams.media.storage import MediaStore, StorageError
 
 log = logging.getLogger(__name__)
 
-STAGE = "media"
+STAGE = processes.MEDIA.name
 T = TypeVar("T")
 _MESSAGE_TYPES = {b"message_received", b"message_sent"}
 
@@ -234,12 +234,8 @@ class MediaHandler:
         """Storage outages are transient: retried by the runner, then dead-lettered."""
         try:
             return await awaitable
-        except (StorageError, OSError, TimeoutError) as exc:
+        except (StorageError, OSError, TimeoutError) as exc:  # the store classifies its own failures
             raise TransientError(f"storage: {describe_error(exc)}") from exc
-        except Exception as exc:
-            if type(exc).__module__.startswith(("httpx", "httpcore")):
-                raise TransientError(f"storage: {describe_error(exc)}") from exc
-            raise
 
 
 def _decode_inline(body: bytes, provider_message_id: str, max_bytes: int) -> bytes:

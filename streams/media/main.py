@@ -7,7 +7,7 @@ bucket) and a MediaStored or MediaFailed event; a MediaSkipped when the provider
 setting downloads need. Downloads run
 MEDIA_CONCURRENCY at a time with MEDIA_MAX_ATTEMPTS attempts (1 s to 8 s backoff) before
 wa.deadletter. Every MEDIA_SWEEP_INTERVAL_SECONDS the worker also runs the retention sweep
-(``msgmem.media_sweep``). Logs ``[^Worker]: Ready`` once consuming.
+(``streams.media.sweep``). Logs ``[^Worker]: Ready`` once consuming.
 """
 
 from __future__ import annotations
@@ -18,15 +18,13 @@ from contextlib import asynccontextmanager
 
 import faust
 import httpx
-from prometheus_client import CollectorRegistry
 
-from contracts import messages
+from contracts import processes
 from contracts.settings import Settings
-from msgmem.logging_setup import configure_logging
-from msgmem.media_sweep import sweep_once
-from streams.common.faust_app import attach_stage, make_app, run_worker
-from streams.common.runner import RetryPolicy, StageMetrics, StageParts
-from streams.media.agent import STAGE, MediaHandler, MediaMetrics
+from streams.common.runner import RetryPolicy, StageParts
+from streams.common.stage import Stage
+from streams.media.sweep import sweep_once
+from streams.media.agent import MediaHandler, MediaMetrics
 from streams.media.pinning import pinned_client
 from streams.media.providers import Fetcher
 from streams.media.raw_records import KafkaRawRecords
@@ -50,7 +48,7 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
 
 
 @asynccontextmanager
-async def stage_parts(settings: Settings, metrics: MediaMetrics | None = None) -> AsyncIterator[StageParts]:
+async def stage_parts(settings: Settings, metrics: MediaMetrics) -> AsyncIterator[StageParts]:
     """The handler with its store and HTTP client, open while in use (the worker, `msgmem dlq retry`)."""
     store = await build_store(settings)
     raw_records = KafkaRawRecords(settings, timeout_seconds=settings.kafka_request_timeout_ms / 1000)
@@ -58,7 +56,7 @@ async def stage_parts(settings: Settings, metrics: MediaMetrics | None = None) -
         async with http_client(settings) as client:
             fetcher = Fetcher(client, settings.media_max_bytes)
             handler = MediaHandler(
-                settings, store, fetcher, metrics or MediaMetrics(CollectorRegistry()), raw=raw_records
+                settings, store, fetcher, metrics, raw=raw_records
             )
             yield StageParts(handler, handler.give_up)
     finally:
@@ -66,36 +64,25 @@ async def stage_parts(settings: Settings, metrics: MediaMetrics | None = None) -
         await store.aclose()
 
 
-def build_app(settings: Settings) -> faust.App:
-    app = make_app(STAGE, settings)
-    metrics = StageMetrics(STAGE)
-    media_metrics = MediaMetrics(metrics.registry)  # once per process: a registry refuses duplicates
-    attach_stage(
-        app, settings, stage=STAGE, input_topic=messages.TOPIC, parts=lambda: stage_parts(settings, media_metrics),
-        policy=retry_policy(settings),
-        batch_size=max(64, settings.media_concurrency * 8), within=0.2, metrics=metrics,
-        concurrency=settings.media_concurrency,
-    )
-    if settings.media_sweep_interval_seconds > 0:
+def sweep_timer(app: faust.App, settings: Settings) -> None:
+    """Every MEDIA_SWEEP_INTERVAL_SECONDS; every worker may run it: the sweep takes an advisory
+    lock, so one at a time does the work."""
+    if settings.media_sweep_interval_seconds <= 0:
+        return
 
-        async def sweep() -> None:
-            """Every worker may run it: the sweep takes an advisory lock, so one at a time does the work."""
-            try:
-                report = await sweep_once(settings)
-                if report.rows_expired:
-                    log.info("retention sweep: %s", report)
-            except Exception:  # noqa: BLE001 - a failed sweep is retried at the next interval
-                log.exception("retention sweep failed")
+    async def sweep() -> None:
+        try:
+            report = await sweep_once(settings)
+            if report.rows_expired:
+                log.info("retention sweep: %s", report)
+        except Exception:  # noqa: BLE001 - a failed sweep is retried at the next interval
+            log.exception("retention sweep failed")
 
-        app.timer(settings.media_sweep_interval_seconds, name="msgmem-media-sweep")(sweep)
-    return app
+    app.timer(settings.media_sweep_interval_seconds, name="msgmem-media-sweep")(sweep)
 
 
-def main() -> None:
-    settings = Settings()
-    configure_logging(settings.log_level)
-    run_worker(build_app(settings), settings)
-
-
-if __name__ == "__main__":
-    main()
+STAGE = Stage(
+    processes.MEDIA, parts=stage_parts, metrics=MediaMetrics, policy=retry_policy,
+    concurrency=lambda settings: settings.media_concurrency,
+    batch_size=lambda settings: max(64, settings.media_concurrency * 8), timers=sweep_timer,
+)

@@ -35,9 +35,9 @@ import httpx
 import orjson
 
 from contracts.origins import origin_of
-from msgmem.private import private_dir
-from streams.common.http import retry_after
-from streams.common.runner import TransientError
+from runtime.private import private_dir
+from runtime.http_headers import retry_after
+from runtime.errors import TransientError
 from streams.media.access import ProviderAccess
 from streams.media.logic import FetchPlan, Refused, decode_inline
 from streams.media.mime import HEAD_BYTES

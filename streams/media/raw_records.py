@@ -30,8 +30,8 @@ from aiokafka.errors import KafkaError
 
 from contracts.messages import RecordRef
 from contracts.settings import Settings
-from msgmem.kafka import standalone_consumer
-from streams.common.runner import TransientError
+from runtime.kafka import standalone_consumer
+from runtime.errors import TransientError
 
 
 class RawRecords(Protocol):

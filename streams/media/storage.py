@@ -20,16 +20,18 @@ import hmac
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
+import httpcore
 import httpx
 
 from contracts.errors import SafeError, describe_error
 from contracts.settings import Settings
-from msgmem.private import private_dir
+from runtime.private import private_dir
 
 
 class StorageError(SafeError):
@@ -192,7 +194,7 @@ class SupabaseMediaStore:
         from storage3.exceptions import StorageApiError
 
         try:
-            with source.open("rb") as fh:  # httpx streams the file in chunks: never read whole
+            with source.open("rb") as fh, transport_errors():  # httpx streams the file in chunks: never read whole
                 await self._bucket.upload(path, fh, {"content-type": content_type, "upsert": "false"})
             return True
         except StorageApiError as exc:
@@ -206,7 +208,8 @@ class SupabaseMediaStore:
         from storage3.exceptions import StorageApiError
 
         try:
-            info = await self._bucket.info(path)
+            with transport_errors():
+                info = await self._bucket.info(path)
         except StorageApiError as exc:
             if str(exc.status) == "404":
                 return None
@@ -217,15 +220,34 @@ class SupabaseMediaStore:
         return int(size) if size is not None else 0
 
     async def read(self, path: str) -> bytes:
-        return await self._bucket.download(path)
+        from storage3.exceptions import StorageApiError
+
+        try:
+            with transport_errors():
+                return await self._bucket.download(path)
+        except StorageApiError as exc:
+            if str(exc.status) in ("400", "404"):  # Supabase Storage: object not found
+                raise FileNotFoundError(path) from exc
+            raise _storage_error(exc) from exc
 
     async def delete(self, paths: Sequence[str]) -> None:
         if paths:
-            await self._bucket.remove(list(paths))
+            with transport_errors():
+                await self._bucket.remove(list(paths))
 
     async def signed_url(self, path: str, expires_in: int) -> str:
         signed = await self._bucket.create_signed_url(path, expires_in)
         return signed["signedURL"]
+
+
+@contextmanager
+def transport_errors() -> Iterator[None]:
+    """The store's network failures (the SDK's httpx, or httpcore under it) as ``StorageError``:
+    classified here, where they are raised, so callers catch one type."""
+    try:
+        yield
+    except (httpx.TransportError, httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError) as exc:
+        raise StorageError(f"storage unreachable: {describe_error(exc)}") from exc
 
 
 def _storage_error(exc: Any) -> Exception:

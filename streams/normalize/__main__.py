@@ -1,3 +1,7 @@
-from streams.normalize.main import main
+"""``python -m streams.normalize``: run the normalize stage (see ``streams.normalize.main``)."""
 
-main()
+from streams.normalize.main import STAGE
+from streams.common.stage import run_stage
+
+if __name__ == "__main__":
+    run_stage(STAGE)

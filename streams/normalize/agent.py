@@ -17,7 +17,7 @@ import re
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
-from contracts import deadletter, messages
+from contracts import deadletter, messages, processes
 from contracts.deadletter import DeadLettered
 from contracts.messages import RecordRef
 from contracts.raw import RawDelivery
@@ -29,7 +29,7 @@ from streams.normalize.errors import MalformedItem
 from streams.normalize.providers import declarative_normalisers
 from streams.normalize.logic import ItemFailure, NormaliseConfig, normalise_parts, with_inline_record
 
-STAGE = "normalize"
+STAGE = processes.NORMALIZE.name
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,14 @@ deliveries go to wa.deadletter (no retries: parsing is deterministic).
 
 from __future__ import annotations
 
-import faust
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from contracts import raw
+from contracts import processes
 from contracts.settings import Settings
-from msgmem.logging_setup import configure_logging
-from streams.common.faust_app import attach_stage, make_app, run_worker
-from streams.common.runner import RetryPolicy, StageMetrics
-from streams.normalize.agent import STAGE, NormalizeMetrics, config_from, make_handler
+from streams.common.runner import RetryPolicy, StageParts
+from streams.common.stage import Stage
+from streams.normalize.agent import NormalizeMetrics, config_from, make_handler
 
 # Sized for a backlog (a restart, a replay), where throughput counts. Faust stops fetching a
 # partition once the agent's buffer is 80% full and resumes below 40%, but still delivers the
@@ -26,24 +26,13 @@ BUFFER = 16_384
 MAX_POLL_RECORDS = 1_000
 
 
-def build_app(settings: Settings) -> faust.App:
-    app = make_app(STAGE, settings, stream_buffer_maxsize=BUFFER, max_poll_records=MAX_POLL_RECORDS)
-    metrics = StageMetrics(STAGE)
-    unsupported = NormalizeMetrics(metrics.registry)  # once per process: a registry refuses duplicates
-    config = config_from(settings)  # now: a declarative provider's bad mapping file stops start-up
-    attach_stage(
-        app, settings, stage=STAGE, input_topic=raw.TOPIC,
-        handler_factory=lambda: make_handler(settings, unsupported, config),
-        policy=RetryPolicy(attempts=1), batch_size=1000, within=0.1, metrics=metrics,
-    )
-    return app
+@asynccontextmanager
+async def parts(settings: Settings, metrics: NormalizeMetrics) -> AsyncIterator[StageParts]:
+    yield StageParts(make_handler(settings, metrics, config_from(settings)))
 
 
-def main() -> None:
-    settings = Settings()
-    configure_logging(settings.log_level)
-    run_worker(build_app(settings), settings)
-
-
-if __name__ == "__main__":
-    main()
+STAGE = Stage(
+    processes.NORMALIZE, parts=parts, metrics=NormalizeMetrics, policy=lambda _settings: RetryPolicy(attempts=1),
+    batch_size=lambda _settings: 1000, within=0.1, buffer=BUFFER, max_poll_records=MAX_POLL_RECORDS,
+    check=config_from,  # now: a declarative provider's bad mapping file stops start-up
+)

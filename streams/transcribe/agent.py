@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from contracts import processes
 from contracts.enrichment import TRANSCRIPTS_TOPIC
 from contracts.media import MediaStored
 from contracts.settings import Settings
-from streams.enrichment.cache import CachedResults, Result
-from streams.enrichment.events import StageConfig
-from streams.enrichment.stage import EnrichmentHandler
+from streams.common.enrichment.cache import CachedResults, Result
+from streams.common.enrichment.events import StageConfig
+from streams.common.enrichment.stage import EnrichmentHandler
 from streams.media.storage import MediaStore
 from streams.transcribe.logic import build, upload_name, wants
 from streams.transcribe.transcriber import Transcriber
 
-STAGE = "transcribe"
+STAGE = processes.TRANSCRIBE.name
 
 
 def config(settings: Settings) -> StageConfig:

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from contracts.enrichment import AudioTranscribed
 from contracts.media import MediaStored
-from streams.enrichment.cache import Result
-from streams.enrichment.events import StageConfig, derived
+from streams.common.enrichment.cache import Result
+from streams.common.enrichment.events import StageConfig, derived
 from streams.media.logic import base_mime
 
 # The transcription API tells formats apart by the file name's extension.

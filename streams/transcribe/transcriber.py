@@ -7,8 +7,8 @@ from typing import Protocol
 
 from openai import AsyncOpenAI
 
-from streams.enrichment.cache import Result
-from streams.enrichment.openai_client import api_errors
+from streams.common.enrichment.cache import Result
+from runtime.openai_client import api_errors
 
 
 class Transcriber(Protocol):

@@ -30,7 +30,7 @@ from contracts import deadletter
 from contracts.deadletter import DeadLettered
 from contracts.settings import Settings
 from contracts.topics import RAW
-from msgmem.kafka import connection_config, end_offsets, partitions_of, read_range
+from runtime.kafka import connection_config, end_offsets, partitions_of, read_range
 from msgmem.localstack.kafka import LocalKafka
 from msgmem.localstack.kafka_cluster import LocalKafkaCluster
 from msgmem.localstack.processes import Child, env_with, file_sink, free_port

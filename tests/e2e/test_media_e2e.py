@@ -21,7 +21,7 @@ import pytest
 
 from contracts.settings import Settings
 from ingest.bootstrap import create_app
-from msgmem.http_server import serving
+from msgmem.localstack.http_server import serving
 from msgmem.localstack.processes import Child, env_with, file_sink
 from msgmem.send import signed_headers
 from msgmem.services import by_name

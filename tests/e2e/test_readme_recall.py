@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from contracts.settings import Settings
 from ingest.bootstrap import create_app
-from msgmem.http_server import serving
+from msgmem.localstack.http_server import serving
 from tests.e2e.test_webhook_to_rows import WEBHOOKS, post, rows_when
 from tests.integration.test_ingest import ingest_settings
 from tests.integration.test_recall_api import KEY, recall_service

@@ -15,7 +15,7 @@ from contracts import deadletter
 from contracts.settings import Settings
 from ingest.bootstrap import create_app
 from msgmem.dlq import load
-from msgmem.http_server import serving
+from msgmem.localstack.http_server import serving
 from msgmem.send import signed_headers
 from tests.conftest import FIXTURES
 from tests.integration.test_ingest import CREDS, ingest_settings

@@ -56,7 +56,7 @@ def main() -> None:
 
     app: faust.App = make_app(stage, settings)
     attach_stage(
-        app, settings, stage=stage, input_topic=source, handler_factory=lambda: echo,
+        app, settings, stage=stage, input_topics=(source,), handler_factory=lambda: echo,
         policy=RetryPolicy(attempts=1), batch_size=int(os.environ.get("FAULTY_BATCH", "50")), within=0.05,
         writer_factory=writer,
     )

@@ -18,8 +18,8 @@ from contracts import deadletter
 from contracts.deadletter import DeadLettered, DeadLetterRetried
 from contracts.settings import Settings
 from msgmem.alerts import alert_text, run
-from msgmem.http_server import serving
-from msgmem.kafka import make_producer
+from msgmem.localstack.http_server import serving
+from runtime.kafka import make_producer
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration

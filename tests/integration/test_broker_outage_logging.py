@@ -4,7 +4,7 @@ state, a periodic summary, then the recovery; never thousands of connection erro
 ingest (taking webhooks throughout), normalize (a Faust worker) and the projector (a plain
 aiokafka consumer) run as real processes against a broker of this test's own, which is
 stopped for 15 s. Whether ingest takes deliveries again afterwards is for
-test_ingest_broker_outage to say. Measured before the rate limit (msgmem.logging_setup),
+test_ingest_broker_outage to say. Measured before the rate limit (runtime.logging_setup),
 in such an outage: ingest 633 lines, the projector 1,111 to 1,360, normalize 1,200 to
 39,555 (aiokafka's metadata retries); with it, 1 to 4 lines each."""
 
@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from contracts.settings import Settings
-from msgmem.kafka import ensure_topics
+from runtime.kafka import ensure_topics
 from msgmem.localstack.kafka import LocalKafka, kafka_libs
 from msgmem.localstack.processes import file_sink, free_port
 from msgmem.send import signed_headers

@@ -20,8 +20,8 @@ from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from contracts.topics import RAW
 from ingest.bootstrap import create_app
-from msgmem.http_server import serving
-from msgmem.kafka import end_offsets as topic_end_offsets, read_range
+from msgmem.localstack.http_server import serving
+from runtime.kafka import end_offsets as topic_end_offsets, read_range
 from streams.common.records import InputRecord
 from streams.normalize.agent import config_from, outputs_for
 from streams.normalize.logic import NormaliseConfig, normalise_parts

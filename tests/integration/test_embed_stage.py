@@ -17,9 +17,10 @@ import pytest
 
 from contracts import embeddings, enrichment, messages
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_producer
+from runtime.kafka import end_offsets, make_producer
 from projections.batch import RetryPolicy
-from projections.embeddings.main import embeddings_projector
+from projections.consumer import running_projector
+from projections.embeddings.main import PROJECTOR
 from projections.embeddings.store import PROJECTION
 from streams.embed.chunking import load_tokenizer
 from tests.fakes.openai_api import FakeOpenAI
@@ -83,7 +84,7 @@ async def test_texts_become_chunks_and_edits_and_deletions_replace_them(
     with ThreadedServer(fake.app) as url:
         env = {"OPENAI_API_KEY": fake.api_key, "OPENAI_BASE_URL": f"{url}/v1", "EMBEDDINGS_BATCH_WAIT_MS": "50"}
         with running_stage("streams.embed", settings, tmp_path, **env):
-            async with embeddings_projector(settings.model_copy(update={"projector_batch_timeout_ms": 50}),
+            async with running_projector(settings.model_copy(update={"projector_batch_timeout_ms": 50}), PROJECTOR,
                                             group=f"test-{uuid.uuid4().hex[:8]}",
                                             policy=RetryPolicy(2, 0.01, 0.5)) as running:  # fmt: skip
                 await asyncio.wait_for(running.projector.ready.wait(), 60)

@@ -20,7 +20,7 @@ import pytest
 from contracts import deadletter, enrichment, media
 from contracts.deadletter import DeadLettered
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_producer
+from runtime.kafka import end_offsets, make_producer
 from msgmem.localstack.processes import free_port
 from streams.media.logic import content_path
 from streams.media.storage import LocalMediaStore

@@ -18,8 +18,8 @@ from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from contracts.topics import RAW
 from ingest.bootstrap import create_app
-from msgmem.http_server import serving
-from msgmem.kafka import end_offsets as topic_end_offsets, read_range
+from msgmem.localstack.http_server import serving
+from runtime.kafka import end_offsets as topic_end_offsets, read_range
 from msgmem.send import Credentials, signed_headers
 from tests.conftest import FIXTURES
 

@@ -16,8 +16,8 @@ from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from contracts.topics import RAW
 from ingest.bootstrap import create_app
-from msgmem.http_server import serving
-from msgmem.kafka import end_offsets, ensure_topics, read_range
+from msgmem.localstack.http_server import serving
+from runtime.kafka import end_offsets, ensure_topics, read_range
 from msgmem.localstack.kafka import LocalKafka, kafka_libs
 from msgmem.localstack.processes import file_sink, free_port
 from msgmem.send import signed_headers

@@ -19,7 +19,7 @@ from contracts.settings import Settings
 from contracts.topics import RAW
 from ingest.errors import BrokerUnavailable
 from ingest.publisher import KafkaPublisher
-from msgmem.kafka import end_offsets, make_producer, partitions_of, read_range
+from runtime.kafka import end_offsets, make_producer, partitions_of, read_range
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 
 from contracts.settings import Settings
 from contracts.topics import RAW
-from msgmem.kafka import connection_config, end_offsets, make_producer, read_range
+from runtime.kafka import connection_config, end_offsets, make_producer, read_range
 from msgmem.localstack.kafka_cluster import LocalKafkaCluster
 from msgmem.localstack.stack import Stack, start_stack
 from tests.chaos.harness import LeaderKill, run_chaos

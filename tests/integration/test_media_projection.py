@@ -24,11 +24,11 @@ import pytest
 from contracts import deadletter, enrichment, media
 from contracts.deadletter import DeadLettered
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_producer
-from msgmem.media_sweep import sweep_expired
-from projections.consumer import Running
+from runtime.kafka import end_offsets, make_producer
+from streams.media.sweep import sweep_expired
+from projections.consumer import Running, running_projector
 from projections.media.logic import TOPICS, MediaProjectionEvent
-from projections.media.main import STAGE, media_projector
+from projections.media.main import PROJECTOR
 from projections.media.store import PROJECTION, MediaWriter
 from projections.messages.store import MessagesWriter
 from streams.media.storage import LocalMediaStore
@@ -54,7 +54,7 @@ async def media_projection(settings: Settings, metrics_port: int | None = None, 
                            ) -> AsyncIterator[Running]:  # fmt: skip
     configured = settings.model_copy(update={"projector_batch_timeout_ms": 50, **overrides})
     group = f"test-media-{uuid.uuid4().hex[:8]}"
-    async with media_projector(configured, group=group, policy=FAST, metrics_port=metrics_port) as running:
+    async with running_projector(configured, PROJECTOR, group=group, policy=FAST, metrics_port=metrics_port) as running:
         await asyncio.wait_for(running.projector.ready.wait(), 60)
         yield running
 
@@ -166,7 +166,7 @@ async def test_undecodable_records_are_dead_lettered_and_the_rest_applied(
     assert (await media_row(db, voice))["transcript"] == "hello"
     assert 'msgmem_projector_dead_lettered_total{projection="chat_media",reason="undecodable"} 2.0' in metrics
     letters = [DeadLettered.decode(r.value) for r in await read_since(settings, deadletter.TOPIC, dead_start)]
-    mine = sorted((x.topic, x.value) for x in letters if x.stage == STAGE and x.key == key)
+    mine = sorted((x.topic, x.value) for x in letters if x.stage == PROJECTOR.process.name and x.key == key)
     assert mine == [(media.TOPIC, b'{"type": "media_stored"}'), (enrichment.TRANSCRIPTS_TOPIC, b"not json")]
 
 

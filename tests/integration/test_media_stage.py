@@ -16,7 +16,7 @@ import pytest
 from contracts import deadletter, media, messages
 from contracts.deadletter import DeadLettered
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_producer
+from runtime.kafka import end_offsets, make_producer
 from streams.media.storage import LocalMediaStore
 from tests.fakes.events import media_message, put_fixture, sha256_file, with_media
 from tests.fakes.provider_media import FakeProviderMedia

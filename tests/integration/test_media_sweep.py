@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from msgmem.media_sweep import sweep_expired
+from streams.media.sweep import sweep_expired
 from streams.media.storage import LocalMediaStore
 from tests.fakes.events import put_fixture
 

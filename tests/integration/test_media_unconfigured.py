@@ -23,7 +23,7 @@ from contracts import deadletter, media, messages, raw
 from contracts.deadletter import DeadLettered
 from contracts.messages import RecordRef
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_producer
+from runtime.kafka import end_offsets, make_producer
 from streams.common.records import InputRecord
 from streams.media.raw_records import KafkaRawRecords
 from tests.fakes.events import inline_raw, normalised_media, sha256_file

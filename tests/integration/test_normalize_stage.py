@@ -13,7 +13,7 @@ from contracts import deadletter, messages, raw
 from contracts.deadletter import DeadLettered
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_producer
+from runtime.kafka import end_offsets, make_producer
 from tests.conftest import FIXTURES
 from tests.services import running
 from tests.waiting import eventually, read_since

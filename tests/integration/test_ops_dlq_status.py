@@ -3,6 +3,8 @@ a dead letter retried after its fault is fixed is processed once and not retried
 
 from __future__ import annotations
 
+import dataclasses
+
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +19,10 @@ from contracts.messages import decode_event
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from msgmem.dlq import load, retry, select
-from msgmem.kafka import end_offsets, make_producer, read_range
+from runtime.kafka import end_offsets, make_producer, read_range
 from msgmem.status import collect, render
 from projections.messages import main as messages_main
+from tests.integration import test_projector as projector_tests
 from streams.normalize import providers
 from tests.conftest import FIXTURES
 from tests.integration.test_projector import caught_up, channel, produce, projector, start_at_end
@@ -124,8 +127,9 @@ async def test_a_projection_letter_is_retried_by_appending_its_record_again_once
     def upgraded(data: bytes):  # type: ignore[no-untyped-def]  # the new code reads the new type
         return decode_event(data.replace(b'"message_received_v9"', b'"message_received"'))
 
-    monkeypatch.setattr(messages, "decode_event", upgraded)
-    monkeypatch.setattr(messages_main, "decode_event", upgraded)
+    new_code = dataclasses.replace(messages_main.PROJECTOR, decode=upgraded)  # `dlq retry` and the projector
+    monkeypatch.setattr(messages_main, "PROJECTOR", new_code)
+    monkeypatch.setattr(projector_tests, "PROJECTOR", new_code)
     async with projector(settings):
         [ok] = await retry(settings, [open_letter])
         assert ok.ok and ok.detail == "1 output(s) written"

@@ -20,8 +20,8 @@ from contracts.deadletter import DeadLettered
 from contracts.settings import Settings
 from ingest.bootstrap import create_app
 from msgmem.dlq import original_record
-from msgmem.http_server import serving
-from msgmem.kafka import connection_config, end_offsets, make_producer, read_range
+from msgmem.localstack.http_server import serving
+from runtime.kafka import connection_config, end_offsets, make_producer, read_range
 from msgmem.localstack.stack import Stack, start_stack
 from msgmem.send import signed_headers
 from streams.common.outputs import KafkaOutputs

@@ -24,9 +24,10 @@ from aiokafka import TopicPartition
 from contracts.deadletter import TOPIC as DEADLETTER, DeadLettered
 from contracts.messages import TOPIC, MessageEvent, encode_event
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_producer, read_range
+from runtime.kafka import end_offsets, make_producer, read_range
 from projections.batch import RetryPolicy
-from projections.messages.main import Running, messages_projector
+from projections.consumer import Running, running_projector
+from projections.messages.main import PROJECTOR
 from projections.messages.store import PROJECTION
 from streams.normalize.logic import normalise
 from tests.unit.normalize.webhooks import all_cases, delivery, fixture_bytes
@@ -104,7 +105,7 @@ async def projector(settings: Settings, group: str | None = None, metrics_port: 
                     **overrides: Any) -> AsyncIterator[Running]:  # fmt: skip
     configured = settings.model_copy(update={"projector_batch_timeout_ms": 50, **overrides})
     group = group or f"test-{uuid.uuid4().hex[:8]}"
-    async with messages_projector(configured, group=group, policy=FAST, metrics_port=metrics_port) as running:
+    async with running_projector(configured, PROJECTOR, group=group, policy=FAST, metrics_port=metrics_port) as running:
         await asyncio.wait_for(running.projector.ready.wait(), 60)
         yield running
 

@@ -17,7 +17,7 @@ import pytest
 
 from contracts.messages import TOPIC, MessageEvent
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets
+from runtime.kafka import end_offsets
 from msgmem.localstack.processes import Child, env_with
 from projections.consumer import READY_LINE
 from tests.integration.test_projector import caught_up, channel, eventually, produce, stored_offsets
@@ -57,10 +57,10 @@ def workload(chan: str) -> tuple[list[MessageEvent], list[str], list[str]]:
 def projector_child(settings: Settings, group: str, cwd: Path, output: list[str]) -> Child:
     env = env_with({
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "DATABASE_URL": settings.database_url,
-        "PROJECTOR_GROUP": group, "PROJECTOR_BATCH_SIZE": "500", "PROJECTOR_BATCH_TIMEOUT_MS": "50",
+        "KAFKA_GROUP_PREFIX": f"{group}-", "PROJECTOR_BATCH_SIZE": "500", "PROJECTOR_BATCH_TIMEOUT_MS": "50",
         "ENVIRONMENT": "test", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
     })  # fmt: skip
-    return Child("projector", [sys.executable, "-m", "projections"], ready_pattern=READY_LINE, env=env, cwd=cwd,
+    return Child("projector", [sys.executable, "-m", "projections.messages"], ready_pattern=READY_LINE, env=env, cwd=cwd,
                  sink=output.append)  # fmt: skip
 
 

@@ -17,11 +17,11 @@ import pytest
 
 from contracts.messages import MessageEvent
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets
+from runtime.kafka import end_offsets
 from projections.media import handoff
 from projections.messages.store import PROJECTION
-from projections.rebuild import RebuildError, rebuild
-from projections.rebuild_report import ProjectionReport
+from projections.rebuild.run import RebuildError, rebuild
+from projections.rebuild.report import ProjectionReport
 from tests.integration.test_projector import caught_up, channel, eventually, fixture_events, produce, projector
 from tests.unit.normalize.webhooks import all_cases
 from tests.unit.projections.factory import Chat

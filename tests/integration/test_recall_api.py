@@ -29,8 +29,8 @@ from projections.messages.store import MessagesWriter
 from projections.recall import recall, search
 from streams.embed.agent import EmbedHandler, config
 from streams.embed.chunking import load_tokenizer
-from streams.embed.embedder import make_embedder
-from streams.enrichment.openai_client import make_openai
+from runtime.embedder import make_embedder
+from runtime.openai_client import make_openai
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import ThreadedServer
 from tests.unit.embed.factory import captioned, extracted, record, transcribed

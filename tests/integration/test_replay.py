@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from contracts import media, messages, raw
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
-from msgmem.kafka import end_offsets, make_consumer, make_producer, read_range
+from runtime.kafka import end_offsets, make_consumer, make_producer, read_range
 from msgmem.replay import parse_position, replay
 from streams.media.storage import LocalMediaStore
 from tests.conftest import FIXTURES

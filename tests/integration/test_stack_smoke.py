@@ -15,7 +15,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from contracts.topics import ALL_TOPICS, RAW, RAW_MAX_MESSAGE_BYTES
-from msgmem.kafka import connection_config, ensure_topics, make_consumer, make_producer, producer_config
+from runtime.kafka import connection_config, ensure_topics, make_consumer, make_producer, producer_config
 from msgmem.migrate import MigrationError, apply_migrations, load_migrations, Migration
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from contracts.settings import Settings
-from msgmem.kafka import connection_config, end_offsets, make_consumer, make_producer, read_range
+from runtime.kafka import connection_config, end_offsets, make_consumer, make_producer, read_range
 from msgmem.localstack.processes import Child, env_with, file_sink
 from tests.waiting import eventually
 

@@ -22,7 +22,7 @@ from contracts.settings import Settings
 from contracts.topics import RAW
 from ingest.bootstrap import create_app
 from msgmem.dlq import load
-from msgmem.http_server import serving
+from msgmem.localstack.http_server import serving
 from msgmem.localstack.processes import env_with
 from msgmem.send import signed_headers
 from msgmem.services import by_name

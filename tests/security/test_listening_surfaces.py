@@ -15,9 +15,10 @@ from pydantic import SecretStr
 from contracts.settings import Environment, Settings
 from ingest.bootstrap import create_app as ingest_app
 from ingest.publisher import RecordingPublisher
-from msgmem.http_server import serving
+from msgmem.localstack.http_server import serving
 from msgmem.localstack.processes import free_port
-from projections.messages.main import messages_projector
+from projections.consumer import running_projector
+from projections.messages.main import PROJECTOR
 from projections.recall.app import create_app as recall_app
 from streams.media.storage import LocalMediaStore
 from tests.services import running
@@ -112,9 +113,9 @@ def _listening_address(port: int) -> str:
 
 
 async def test_projector_metrics_listen_on_loopback_only(settings: Settings) -> None:
-    async with messages_projector(settings, group="security-metrics", metrics_port=0) as running_projector:
-        assert running_projector.metrics_port
-        assert _listening_address(running_projector.metrics_port) == "127.0.0.1"
+    async with running_projector(settings, PROJECTOR, group="security-metrics", metrics_port=0) as running:
+        assert running.metrics_port
+        assert _listening_address(running.metrics_port) == "127.0.0.1"
 
 
 async def test_stage_web_listens_on_loopback_only(settings: Settings, tmp_path: Path) -> None:

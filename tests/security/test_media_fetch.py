@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from contracts import media
 from contracts.settings import Settings
-from msgmem.http_server import serving
+from msgmem.localstack.http_server import serving
 from streams.media.agent import MediaHandler, MediaMetrics
 from streams.media.ids import media_id_problem
 from streams.media.main import http_client

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from msgmem.http_server import serving
+from msgmem.localstack.http_server import serving
 from streams.media.pinning import BlockedAddress, PinnedBackend, pinned_client
 
 PUBLIC = "93.184.216.34"

@@ -25,7 +25,7 @@ import orjson
 import pytest
 
 from msgmem.dlq import load
-from msgmem.http_server import serving
+from msgmem.localstack.http_server import serving
 from msgmem.localstack.stack import Stack
 from msgmem.localstack.processes import free_port
 from msgmem.send import Credentials, signed_headers

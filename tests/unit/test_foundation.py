@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from contracts.settings import Settings
 from contracts.topics import ALL_TOPICS, RAW, by_name
-from msgmem.kafka import connection_config
+from runtime.kafka import connection_config
 from msgmem.localstack.kafka import server_properties
 from msgmem.migrate import load_migrations
 from msgmem.services import SERVICES

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from msgmem.gc_tuning import YOUNG_THRESHOLD, settle_gc
+from runtime.gc_tuning import YOUNG_THRESHOLD, settle_gc
 
 
 def test_settle_gc_freezes_start_up_and_raises_the_young_threshold() -> None:

@@ -11,10 +11,10 @@ from pydantic import SecretStr
 
 from contracts.embeddings import decode_vector, encode_vector
 from contracts.settings import Settings
-from msgmem.http_server import serving
-from streams.common.runner import TransientError
-from streams.embed.embedder import BatchingEmbedder, OpenAIEmbeddings, make_embedder
-from streams.enrichment.openai_client import ModelRejected, make_openai
+from msgmem.localstack.http_server import serving
+from runtime.errors import TransientError
+from runtime.embedder import BatchingEmbedder, OpenAIEmbeddings, make_embedder
+from runtime.openai_client import ModelRejected, make_openai
 from tests.fakes.openai_api import FakeOpenAI
 from tests.unit.embed.factory import Recorder
 

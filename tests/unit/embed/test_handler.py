@@ -10,10 +10,10 @@ import pytest
 
 from contracts import embeddings
 from contracts.embeddings import ChunksReplaced, EmbeddingFailed, EmbeddingSkipped, EmbeddingsRemoved, decode_vector
-from streams.common.runner import TransientError
+from runtime.errors import TransientError
 from streams.embed.agent import EmbedHandler
 from streams.embed.chunking import load_tokenizer
-from streams.embed.embedder import BatchingEmbedder
+from runtime.embedder import BatchingEmbedder
 from streams.embed.logic import EmbedConfig
 from tests.unit.embed.factory import Recorder, captioned, extracted, record, transcribed
 from tests.unit.projections.factory import Chat, at

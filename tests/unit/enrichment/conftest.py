@@ -12,9 +12,9 @@ from openai import AsyncOpenAI
 from prometheus_client import CollectorRegistry
 
 from contracts.settings import Settings
-from msgmem.http_server import serving
-from streams.enrichment.cache import CachedResults, CacheMetrics, MemoryResultCache
-from streams.enrichment.openai_client import make_openai
+from msgmem.localstack.http_server import serving
+from streams.common.enrichment.cache import CachedResults, CacheMetrics, MemoryResultCache
+from runtime.openai_client import make_openai
 from streams.media.storage import LocalMediaStore
 from tests.fakes.events import put_fixture
 from tests.fakes.openai_api import FakeOpenAI

@@ -8,7 +8,7 @@ import pytest
 
 from contracts import enrichment, media
 from contracts.envelope import EventDecodeError
-from streams.enrichment.events import StageConfig, derived, skipped
+from streams.common.enrichment.events import StageConfig, derived, skipped
 from tests.fakes.events import stored_event
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)

@@ -11,8 +11,9 @@ from contracts.deadletter import DeadLettered
 from contracts.settings import Settings
 from streams.common.outputs import RecordingOutputs
 from streams.common.records import InputRecord, Output
-from streams.common.runner import RetryPolicy, StageRunner, TransientError
-from streams.enrichment.bootstrap import policy
+from streams.common.runner import RetryPolicy, StageRunner
+from runtime.errors import TransientError
+from streams.common.enrichment.bootstrap import policy
 from streams.media.main import retry_policy
 
 RECORD = InputRecord("wa.media", 2, 41, b"chat", b"value")
@@ -131,7 +132,7 @@ def test_retry_after_headers() -> None:
     import email.utils
     import time
 
-    from streams.common.http import retry_after
+    from runtime.http_headers import retry_after
 
     assert retry_after({"retry-after": "3"}) == 3.0
     assert retry_after({"retry-after-ms": "250", "retry-after": "3"}) == 0.25

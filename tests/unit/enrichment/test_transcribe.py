@@ -9,8 +9,9 @@ import pytest
 
 from contracts import enrichment
 from streams.common.outputs import RecordingOutputs
-from streams.common.runner import RetryPolicy, StageRunner, TransientError
-from streams.enrichment.openai_client import ModelRejected
+from streams.common.runner import RetryPolicy, StageRunner
+from runtime.errors import TransientError
+from runtime.openai_client import ModelRejected
 from streams.transcribe.agent import make_handler
 from streams.transcribe.transcriber import OpenAITranscriber
 from tests.fakes.events import media_record, sha256_file, stored_event

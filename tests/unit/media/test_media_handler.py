@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry
 
 from contracts import media
 from contracts.settings import Settings
-from msgmem.http_server import serving
-from streams.common.runner import TransientError
+from msgmem.localstack.http_server import serving
+from runtime.errors import TransientError
 from streams.media.agent import MediaHandler, MediaMetrics
 from streams.media.main import http_client
 from streams.media.providers import Fetcher

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from msgmem.http_server import serving
+from msgmem.localstack.http_server import serving
 from streams.media.storage import LocalMediaStore, MediaStore, SupabaseMediaStore, verify_local_signature
 from tests.fakes.supabase_storage import FakeSupabaseStorage
 

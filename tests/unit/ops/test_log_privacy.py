@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from msgmem.log_privacy import HTTP_CLIENT_LOGGERS, redact
-from msgmem.logging_setup import configure_logging
+from runtime.log_privacy import HTTP_CLIENT_LOGGERS, redact
+from runtime.logging_setup import configure_logging
 
 BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 TEXT = "my card pin is 4321"

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from msgmem import logging_setup
-from msgmem.logging_setup import BrokerWatch, QuietFilter, RateLimiter, configure_logging
+from runtime import logging_setup
+from runtime.logging_setup import BrokerWatch, QuietFilter, RateLimiter, configure_logging
 
 
 class Clock:

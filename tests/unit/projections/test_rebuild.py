@@ -9,12 +9,12 @@ import pytest
 from aiokafka import TopicPartition
 
 from contracts.settings import Settings
-from projections.rebuild import _decision
-from projections.rebuild_compare import Checksum, RowDifference, TableComparison
-from projections.rebuild_plan import _retarget
-from projections.rebuild_report import ProjectionReport, RebuildReport, render
-from projections.rebuild_targets import RebuildError, resolve
-from projections.rebuild_workers import split
+from projections.rebuild.run import _decision
+from projections.rebuild.compare import Checksum, RowDifference, TableComparison
+from projections.rebuild.plan import _retarget
+from projections.rebuild.report import ProjectionReport, RebuildReport, render
+from projections.rebuild.targets import RebuildError, resolve
+from projections.rebuild.workers import split
 
 SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
 

@@ -14,7 +14,7 @@ from contracts.embeddings import encode_vector
 from contracts.settings import Settings
 from projections.recall.app import create_app
 from projections.recall.search import RecallConfig
-from streams.common.runner import TransientError
+from runtime.errors import TransientError
 
 KEY = "recall-test-key"
 ROW = {

@@ -40,11 +40,11 @@ import asyncpg
 from aiokafka import TopicPartition
 
 from projections.postgres import _LOCK, _SAVE  # the live store's own lock key and offset upsert
-from projections.rebuild_compare import Checksum, Columns, TableComparison, checksum, differences
-from projections.rebuild_ddl import Layout, definition, swap_statements
-from projections.rebuild_load import ShadowLoader
-from projections.rebuild_plan import ShadowPlan
-from projections.rebuild_targets import RebuildError, RebuildTarget
+from projections.rebuild.compare import Checksum, Columns, TableComparison, checksum, differences
+from projections.rebuild.ddl import Layout, definition, swap_statements
+from projections.rebuild.load import ShadowLoader
+from projections.rebuild.plan import ShadowPlan
+from projections.rebuild.targets import RebuildError, RebuildTarget
 
 SHARE_LOCK_TIMEOUT = "30s"  # other writers' transactions to finish
 EXCLUSIVE_LOCK_TIMEOUT_MS = 2000  # per attempt: how long readers may queue behind the swap

@@ -15,8 +15,8 @@ import openai
 from openai import AsyncOpenAI
 
 from contracts.settings import Settings
-from streams.common.http import retry_after
-from streams.common.runner import TransientError
+from runtime.http_headers import retry_after
+from runtime.errors import TransientError
 
 
 class ModelRejected(Exception):

@@ -28,8 +28,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 from contracts.embeddings import decode_vector, encode_vector
 from contracts.settings import Settings
-from streams.common.runner import TransientError
-from streams.enrichment.openai_client import ModelRejected, api_errors
+from runtime.errors import TransientError
+from runtime.openai_client import ModelRejected, api_errors
 
 # texts -> base64 float32 vectors, in order; raises TransientError / ModelRejected
 EmbedCall = Callable[[list[str]], Awaitable[list[str]]]

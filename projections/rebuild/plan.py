@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from projections.rebuild_ddl import Layout, literal, qi
-from projections.rebuild_targets import RebuildError
+from projections.rebuild.ddl import Layout, literal, qi
+from projections.rebuild.targets import RebuildError
 
 
 @dataclass

@@ -1,19 +1,19 @@
 """``msgmem projections rebuild``: rebuild projections from the log into fresh tables and swap them in.
 
-For each projection chosen (``--tables``; see ``projections.rebuild_targets``):
+For each projection chosen (``--tables``; see ``projections.rebuild.targets``):
 
-1. shadow tables are made in a schema of their own (``projections.rebuild_ddl``), copies of
-   the live ones (``projections.rebuild_plan``), and filled from the start of the projection's
+1. shadow tables are made in a schema of their own (``projections.rebuild.ddl``), copies of
+   the live ones (``projections.rebuild.plan``), and filled from the start of the projection's
    topics to their end offsets as of now, with the live projector's own decode, fold and SQL,
-   in large pipelined batches (``projections.rebuild_load``), by one worker process per core
-   (``projections.rebuild_workers``);
+   in large pipelined batches (``projections.rebuild.load``), by one worker process per core
+   (``projections.rebuild.workers``);
 2. the indexes and foreign keys left out for the load are built, RLS, policies, grants and
    owner copied, statistics gathered;
 3. the shadow follows the live projector without any lock until the gap is small (if the live
    projector is behind the rebuild, it is given ``live_patience`` seconds to catch up);
 4. in one transaction, live writes paused and reads not: catch up to the live offsets, compare
    row counts and checksums table by table, then (unless told otherwise) swap
-   (``projections.rebuild_swap``).
+   (``projections.rebuild.swap``).
 
 The rebuild reproduces what the live projector wrote, at the live projector's offsets, so the
 comparison is exact; where it went further than a lagging (or stopped) live projector, the
@@ -41,18 +41,18 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.settings import Settings
-from msgmem.kafka import make_consumer, partitions_of
-from msgmem.progress import Progress
-from projections.rebuild_compare import TableComparison, columns
-from projections.rebuild_ddl import (
+from runtime.kafka import make_consumer, partitions_of
+from runtime.progress import Progress
+from projections.rebuild.compare import TableComparison, columns
+from projections.rebuild.ddl import (
     Layout, create_shadow_schema, definition, dependents, drop_replaced, drop_shadow_schema, layout,
 )  # fmt: skip
-from projections.rebuild_load import ShadowLoader, connect
-from projections.rebuild_plan import copy_grants, plan
-from projections.rebuild_report import Phases, ProjectionReport, RebuildReport, render
-from projections.rebuild_swap import Decide, Outcome, compare_and_swap, live_offsets
-from projections.rebuild_targets import RebuildError, RebuildTarget, resolve
-from projections.rebuild_workers import load_in_workers, split
+from projections.rebuild.load import ShadowLoader, connect
+from projections.rebuild.plan import copy_grants, plan
+from projections.rebuild.report import Phases, ProjectionReport, RebuildReport, render
+from projections.rebuild.swap import Decide, Outcome, compare_and_swap, live_offsets
+from projections.rebuild.targets import RebuildError, RebuildTarget, resolve
+from projections.rebuild.workers import load_in_workers, split
 
 __all__ = ["RebuildError", "RebuildReport", "rebuild", "render"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from projections.rebuild_compare import TableComparison
+from projections.rebuild.compare import TableComparison
 
 
 @dataclass

@@ -17,7 +17,7 @@ records are skipped, and a batch Postgres refuses for its data is split in halve
 refused events are alone, and those are skipped. They are counted, not dead-lettered again:
 the live projector put them on wa.deadletter when it met them, under the same ids.
 A deadlock is retried: it needs two writers on one row, which only happens when several
-workers (``projections.rebuild_workers``) load partitions that share a chat (events keyed by
+workers (``projections.rebuild.workers``) load partitions that share a chat (events keyed by
 something other than their chat). Unavailability is not retried: a rebuild that fails is run
 again, from scratch.
 """
@@ -36,8 +36,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from contracts.settings import Settings
 from projections.errors import is_poison
 from projections.items import Item, next_offsets
-from projections.rebuild_ddl import qi
-from projections.rebuild_targets import RebuildError, RebuildTarget
+from projections.rebuild.ddl import qi
+from projections.rebuild.targets import RebuildError, RebuildTarget
 
 YIELD_EVERY = 256  # records decoded between two turns of the event loop
 SAMPLE = 10  # coordinates kept per kind of skipped event

@@ -1,6 +1,6 @@
 """What keeps secrets and personal data out of every process's log output.
 
-Three layers, installed by ``msgmem.logging_setup.configure_logging``:
+Three layers, installed by ``runtime.logging_setup.configure_logging``:
 
 * HTTP client libraries log each request's URL at INFO/DEBUG (httpx: ``HTTP Request: POST
   https://api.telegram.org/bot<token>/sendMessage``); their loggers are held at WARNING.

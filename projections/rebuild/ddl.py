@@ -11,7 +11,7 @@ tables' own names, rather than beside them as ``chats__rebuild``:
 - Supabase's API only serves the schemas it is configured for, so no reader sees a half-built
   table, and a ``FOR TABLES IN SCHEMA public`` publication does not stream the rebuild.
 
-How the shadow tables are made like the live ones is ``projections.rebuild_plan``. Objects
+How the shadow tables are made like the live ones is ``projections.rebuild.plan``. Objects
 elsewhere that point at a live table by oid (views, foreign keys from other tables, functions
 with SQL-standard bodies, policies of other tables) would follow the replaced table:
 ``dependents`` lists them and the rebuild refuses to start rather than drop them.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from projections.rebuild_targets import RebuildError, RebuildTarget
+from projections.rebuild.targets import RebuildError, RebuildTarget
 
 SHADOW_COMMENT = "msgmem projections rebuild: tables of a rebuild in progress (or interrupted); dropped by the next one"
 

@@ -17,9 +17,9 @@ from contracts.enrichment import DerivedEvent, SkipReason
 from contracts.media import MediaStored
 from contracts.errors import describe_error
 from streams.common.records import InputRecord, Output
-from streams.common.runner import TransientError
-from streams.enrichment.cache import CachedResults, CacheKey, Result
-from streams.enrichment.events import StageConfig, failed, media_stored, output, skip_reason, skipped
+from runtime.errors import TransientError
+from streams.common.enrichment.cache import CachedResults, CacheKey, Result
+from streams.common.enrichment.events import StageConfig, failed, media_stored, output, skip_reason, skipped
 from streams.media.storage import MediaStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,8 @@ async def read_object(store: MediaStore, m: MediaStored) -> bytes:
         return await store.read(m.path)
     except FileNotFoundError as exc:
         raise MediaGone(f"{m.path} is no longer in storage") from exc
-    except (StorageError, OSError, TimeoutError) as exc:
+    except (StorageError, OSError, TimeoutError) as exc:  # the store classifies its own failures
         raise TransientError(f"media store: {describe_error(exc)}") from exc
-    except Exception as exc:
-        if str(getattr(exc, "status", "")) in ("400", "404"):  # Supabase Storage: object not found
-            raise MediaGone(f"{m.path} is no longer in storage") from exc
-        if type(exc).__module__.startswith(("httpx", "httpcore")):
-            raise TransientError(f"media store: {describe_error(exc)}") from exc
-        raise
 
 
 @dataclass

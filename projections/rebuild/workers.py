@@ -7,7 +7,7 @@ keyed by the chat and lands on one partition, and a chat's rows are only written
 events, so the workers never write the same row (when they do, because some events were
 keyed otherwise, the loader retries the deadlock).
 
-Each worker is ``python -m projections.rebuild_workers``, started with asyncio's subprocess
+Each worker is ``python -m projections.rebuild.workers``, started with asyncio's subprocess
 support rather than ``multiprocessing``: no fork of a process holding an event loop, sockets
 and a Kafka client, no re-import of the caller's ``__main__``, and its messages are awaited,
 not polled. It reads its job (pickled) on stdin, runs the same ``ShadowLoader`` with its own
@@ -30,9 +30,9 @@ from typing import Any, BinaryIO
 from aiokafka import TopicPartition
 
 from contracts.settings import Settings
-from msgmem.kafka import make_consumer
-from projections.rebuild_load import SAMPLE, Advance, LoadStats, ShadowLoader, connect
-from projections.rebuild_targets import PROJECTIONS, RebuildError
+from runtime.kafka import make_consumer
+from projections.rebuild.load import SAMPLE, Advance, LoadStats, ShadowLoader, connect
+from projections.rebuild.targets import PROJECTIONS, RebuildError
 
 _HEADER = struct.Struct(">I")
 

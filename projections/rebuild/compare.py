@@ -21,7 +21,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
-from projections.rebuild_ddl import qi
+from projections.rebuild.ddl import qi
 
 SAMPLES = 5
 

@@ -20,7 +20,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter
 
 from contracts.errors import describe_error
-from streams.common.runner import TransientError
+from runtime.errors import TransientError
 
 Result = dict[str, Any]
 

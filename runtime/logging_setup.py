@@ -18,7 +18,7 @@ outage or an error loop from writing thousands of lines a second:
 the lines to write. ``QuietFilter`` joins them to ``logging``; a daemon thread ticks it
 every second so that summaries come out even when the records stop.
 
-Lines are written by ``msgmem.log_privacy.PrivateFormatter`` (no exception message, no
+Lines are written by ``runtime.log_privacy.PrivateFormatter`` (no exception message, no
 credential) and HTTP clients are held at WARNING (their request lines carry URLs with tokens).
 """
 
@@ -34,7 +34,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import IO
 
-from msgmem.log_privacy import PrivateFormatter, quiet_http_clients
+from contracts.settings import Settings
+from runtime.log_privacy import PrivateFormatter, quiet_http_clients
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -300,7 +301,7 @@ _installed: tuple[logging.Handler, QuietFilter, _Ticker | None] | None = None
 
 
 #: The top-level packages of this project; any other logger is a library's.
-OUR_PACKAGES = frozenset({"contracts", "ingest", "msgmem", "projections", "streams", "__main__"})
+OUR_PACKAGES = frozenset({"contracts", "runtime", "ingest", "msgmem", "projections", "streams", "__main__"})
 
 
 class LibraryLevel(logging.Filter):
@@ -351,3 +352,11 @@ def configure_logging(
     _installed = (handler, quiet, _Ticker(quiet, 1.0) if ticker else None)
     atexit.register(quiet.tick, final=True)
     return quiet
+
+
+def process_settings() -> Settings:
+    """What every process's ``main`` does first: settings from the environment, then logging
+    configured once, here, before any client exists."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return settings
