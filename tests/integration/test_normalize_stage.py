@@ -41,8 +41,9 @@ async def test_deliveries_become_events_and_poison_goes_to_the_dead_letter_topic
     producer = make_producer(settings)
     await producer.start()
     try:
+        sent = {}
         for d in (batch, poison, after):  # poison and after share a key, so a partition
-            await producer.send_and_wait(raw.TOPIC, d.body, key=d.key, headers=d.kafka_headers())
+            sent[d.delivery_id] = await producer.send_and_wait(raw.TOPIC, d.body, key=d.key, headers=d.kafka_headers())
     finally:
         await producer.stop()
 
@@ -56,13 +57,20 @@ async def test_deliveries_become_events_and_poison_goes_to_the_dead_letter_topic
             return mine if {batch.delivery_id, after.delivery_id} <= seen else []
 
         found = await eventually(events)
-        dead_records = await eventually(lambda: read_since(settings, deadletter.TOPIC, start_dead))
+        at = sent[poison.delivery_id]  # other tests' leftovers on wa.raw may be dead-lettered too
+
+        async def poison_letters() -> list[DeadLettered]:
+            letters = [DeadLettered.decode(r.value) for r in await read_since(settings, deadletter.TOPIC, start_dead)
+                       if r.key == b"normalize"]  # fmt: skip
+            return [x for x in letters if (x.topic, x.partition, x.offset) == (raw.TOPIC, at.partition, at.offset)]
+
+        letters = await eventually(poison_letters)
 
     from_batch = [e for e in found if e.delivery_id == batch.delivery_id]
     assert {e.type for e in from_batch} >= {"message_received", "status_updated"}
     assert len(from_batch) >= 4  # three messages and a status in one Meta delivery
     for event in found:
         assert event.chat_key.startswith(f"{event.provider}:")
-    [letter] = [DeadLettered.decode(r.value) for r in dead_records if r.key == b"normalize"][-1:]
+    [letter] = letters[-1:]
     assert letter.stage == "normalize" and letter.topic == raw.TOPIC and letter.value == b"this is not json"
     assert letter.error_type == "UnparseableDelivery" and letter.attempts == 1
