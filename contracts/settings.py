@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     kafka_group_prefix: str = "msgmem-"
 
     # Postgres / Supabase
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    # Carries the password: kept out of repr(settings), which tracebacks and debug logs print.
+    database_url: str = Field("postgresql://postgres@127.0.0.1:5432/postgres", repr=False)
     database_statement_cache_size: int = Field(100, ge=0)
 
     # Local stack (`msgmem dev` and the tests)

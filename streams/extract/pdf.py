@@ -34,7 +34,8 @@ def text_layers(data: bytes, min_chars: int) -> list[str | None]:
             pages.append(text if len(text) >= min_chars else None)
         return pages
     except (PdfReadError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
-        raise UnreadablePdf(f"{type(exc).__name__}: {exc}") from exc
+        # The type only: a parser's message can quote bytes of the file (issue 14: no input values).
+        raise UnreadablePdf(f"{type(exc).__name__} while reading the PDF") from exc
 
 
 def render_page(data: bytes, number: int, dpi: int) -> bytes:

@@ -156,3 +156,11 @@ def test_lock_files_pin_every_dependency_with_hashes() -> None:
         assert wanted <= pinned, (lock, sorted(wanted - pinned))
         blocks = re.split(r"^(?=[A-Za-z0-9])", text, flags=re.M)
         assert all("--hash=sha256:" in b for b in blocks if "==" in b.split("\n")[0])
+
+
+def test_the_database_url_password_is_not_in_the_settings_repr() -> None:
+    from contracts.settings import Settings
+
+    settings = Settings(_env_file=None, database_url="postgresql://app:hunter2-secret@db:5432/x")  # type: ignore[call-arg]
+    assert "hunter2-secret" not in repr(settings) and "hunter2-secret" not in str(settings)
+    assert settings.database_url.endswith("@db:5432/x")
