@@ -65,6 +65,7 @@ class Process:
         return {
             "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
             "KAFKA_GROUP_PREFIX": settings.kafka_group_prefix,
+            "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
             "DATABASE_URL": settings.database_url,
             "STATE_DIR": str(settings.state_dir),
             "PYTHONUNBUFFERED": "1",

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     # Every consumer group (a stage's Faust app id, a projector's group) is this prefix + the
     # process name (contracts/processes.py): tests give each run groups of its own.
     kafka_group_prefix: str = "msgmem-"
+    # Every topic on the broker is this prefix + its declared name (contracts/topics.py), so
+    # several deployments (or test runs) can share one cluster. Code and stored coordinates
+    # (dead letters, projection_offsets) use the declared names; only Kafka clients see the
+    # prefixed ones. Changing it on a running deployment means new, empty topics.
+    kafka_topic_prefix: str = Field("", max_length=200, pattern=r"^[A-Za-z0-9._-]*$")
 
     # Postgres / Supabase
     # Carries the password: kept out of repr(settings), which tracebacks and debug logs print.
@@ -346,6 +351,17 @@ class Settings(BaseSettings):
     def database_is_transaction_pooler(self) -> bool:
         """Supabase's transaction pooler (port 6543) cannot keep prepared statements."""
         return ":6543/" in self.database_url
+
+    def topic(self, name: str) -> str:
+        """The broker's name of the declared topic ``name``: KAFKA_TOPIC_PREFIX + the name."""
+        return self.kafka_topic_prefix + name
+
+    def declared_topic(self, physical: str) -> str:
+        """The declared name of a topic the broker calls ``physical`` (the inverse of :meth:`topic`)."""
+        prefix = self.kafka_topic_prefix
+        if prefix and physical.startswith(prefix):
+            return physical[len(prefix):]
+        return physical
 
     def consumer_group(self, name: str) -> str:
         """The consumer group of the process ``name`` (a stage's Faust app id): the prefix + the name, dashed."""

@@ -138,7 +138,7 @@ class KafkaPublisher:
             self._connector = asyncio.create_task(self._connect_forever(), name="kafka-reconnect")
 
     def _on_metadata(self, cluster: ClusterMetadata) -> None:
-        self._partitions = len(cluster.partitions_for_topic(raw.TOPIC) or ()) or None
+        self._partitions = len(cluster.partitions_for_topic(self._settings.topic(raw.TOPIC)) or ()) or None
 
     async def _partition_of(self, producer: AIOKafkaProducer, key: bytes) -> int:
         """The partition Kafka's default partitioner picks for ``key`` (murmur2, as the Java

@@ -26,9 +26,6 @@ from runtime.logging_setup import configure_logging
 
 log = logging.getLogger(__name__)
 
-GROUP = "msgmem-alerts"
-
-
 def alert_text(letter: DeadLettered) -> str:
     """Pure: the human line for one dead letter."""
     return (
@@ -78,10 +75,12 @@ class Notifier:
 
 
 async def run(
-    settings: Settings, stop: asyncio.Event, *, group: str = GROUP, ready: asyncio.Event | None = None
+    settings: Settings, stop: asyncio.Event, *, group: str | None = None, ready: asyncio.Event | None = None
 ) -> int:
     """Alert on every new letter until ``stop``; return how many were alerted. ``ready`` is
     set once the group owns its partitions and knows where it starts."""
+    # Its own group (KAFKA_GROUP_PREFIX + alerts): it reads wa.deadletter from the end, for new letters only.
+    group = group or settings.consumer_group("alerts")
     consumer = make_consumer(settings, deadletter.TOPIC, group_id=group, auto_offset_reset="latest")
     alerted = 0
     async with httpx.AsyncClient() as client:

@@ -65,7 +65,9 @@ async def _kafka_committed(settings: Settings, group: str) -> dict[tuple[str, in
         offsets = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
-    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+    return {
+        (settings.declared_topic(tp.topic), tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0
+    }
 
 
 async def _postgres_committed(conn: asyncpg.Connection, projection: str) -> dict[tuple[str, int], int]:

@@ -1,7 +1,10 @@
 """Kafka client construction from settings, and idempotent topic creation.
 
 Every producer in the project comes from :func:`make_producer` so that durability
-settings (acks=all, idempotence) cannot drift between processes.
+settings (acks=all, idempotence) cannot drift between processes. Callers name topics as
+declared in ``contracts.topics``; with KAFKA_TOPIC_PREFIX set, the clients made here (and
+the admin helpers below) apply it on the way out and remove it on the way back
+(``runtime.topic_prefix``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from aiokafka.helpers import create_ssl_context
 
 from contracts.settings import Settings
 from contracts.topics import ALL_TOPICS, TopicSpec, largest_limit, smallest_limit
+from runtime.topic_prefix import PrefixedConsumer, PrefixedProducer, TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +63,15 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def topic_names(settings: Settings) -> TopicNames | None:
+    """The prefix translation, or None when topics carry their declared names on the broker."""
+    return TopicNames(settings.kafka_topic_prefix) if settings.kafka_topic_prefix else None
+
+
 def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
-    return AIOKafkaProducer(**(producer_config(settings) | overrides))
+    config = producer_config(settings) | overrides
+    names = topic_names(settings)
+    return PrefixedProducer(names=names, **config) if names else AIOKafkaProducer(**config)
 
 
 def make_consumer(settings: Settings, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
@@ -76,6 +87,9 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
     }
     if group_id is not None and settings.kafka_group_instance_id:
         cfg["group_instance_id"] = settings.kafka_group_instance_id
+    names = topic_names(settings)
+    if names:
+        return PrefixedConsumer(*topics, names=names, **(cfg | overrides))
     return AIOKafkaConsumer(*topics, **(cfg | overrides))
 
 
@@ -95,8 +109,10 @@ class TopicCreationError(RuntimeError):
     pass
 
 
-def _raise_topic_errors(response: Any) -> None:
-    """The admin API reports per-topic errors in the response instead of raising."""
+def _created(response: Any) -> set[str]:
+    """The topics this request created. The admin API reports per-topic errors in the response
+    instead of raising: one that already exists (another process created it meanwhile) is
+    fine; any other error is raised."""
     failures = [
         f"{err[0]}: error {err[1]} {err[2] if len(err) > 2 else ''}".strip()
         for err in response.topic_errors
@@ -104,6 +120,7 @@ def _raise_topic_errors(response: Any) -> None:
     ]
     if failures:
         raise TopicCreationError("could not create topics: " + "; ".join(failures))
+    return {err[0] for err in response.topic_errors if err[1] == 0}
 
 
 @dataclass(frozen=True)
@@ -115,20 +132,25 @@ class TopicReport:
 
 async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> TopicReport:
     """Create the topics that are missing; leave existing ones alone and warn where they differ.
+    Returns once every partition of the created topics has a leader, so a client started next
+    does not meet "unknown topic" while the broker's metadata catches up.
 
     Partitions are never changed on an existing topic: adding partitions would move keys and
     break per-chat ordering, so that is an operator's decision, not a start-up side effect.
     """
+    topic = settings.topic
     admin = AIOKafkaAdminClient(**connection_config(settings))
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
+        prefix = settings.kafka_topic_prefix
+        existing = {settings.declared_topic(t) for t in await admin.list_topics() if t.startswith(prefix)}
         missing = [s for s in specs if s.name not in existing]
+        created: set[str] = set()
         if missing:
             response = await admin.create_topics(
                 [
                     NewTopic(
-                        name=s.name,
+                        name=topic(s.name),
                         num_partitions=s.partitions,
                         replication_factor=settings.kafka_replication_factor,
                         topic_configs=s.config(settings.kafka_max_message_bytes) | durability(settings),
@@ -136,20 +158,48 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_T
                     for s in missing
                 ]
             )
-            _raise_topic_errors(response)
+            created = {settings.declared_topic(t) for t in _created(response)}
+            await _until_led(admin, [topic(s.name) for s in missing], settings.kafka_request_timeout_ms / 1000 * 3)
         warnings: list[str] = []
-        present = [s for s in specs if s.name in existing]
+        present = [s for s in specs if s.name not in created]
         if present:
-            described = await admin.describe_topics([s.name for s in present])
-            partitions = {d["topic"]: len(d["partitions"]) for d in described}
+            described = await admin.describe_topics([topic(s.name) for s in present])
+            partitions = {settings.declared_topic(d["topic"]): len(d["partitions"]) for d in described}
             for s in present:
                 if partitions.get(s.name, s.partitions) < s.partitions:
                     warnings.append(
                         f"{s.name} has {partitions[s.name]} partitions, fewer than the declared {s.partitions}"
                     )
         return TopicReport(
-            created=[s.name for s in missing], existing=[s.name for s in present], warnings=warnings
+            created=[s.name for s in specs if s.name in created], existing=[s.name for s in present], warnings=warnings
         )
+    finally:
+        await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> None:
+    """Wait until the broker describes every partition of ``names`` with a leader."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        described = await admin.describe_topics(names)
+        if all(not d["error_code"] and d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"])
+               for d in described):  # fmt: skip
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TopicCreationError(f"created topics have no leader after {timeout:.0f}s")
+        await asyncio.sleep(0.05)
+
+
+async def delete_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> None:
+    """Delete the declared topics that exist (a test's own, under its prefix). Irreversible:
+    nothing in the services calls it."""
+    admin = AIOKafkaAdminClient(**connection_config(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [settings.topic(s.name) for s in specs if settings.topic(s.name) in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
     finally:
         await admin.close()
 
@@ -165,10 +215,11 @@ async def standalone_consumer(settings: Settings) -> AIOKafkaConsumer:
 
 
 async def partitions_of(settings: Settings, topic: str) -> list[TopicPartition]:
+    """The partitions of the declared topic ``topic`` (declared names in the result too)."""
     admin = AIOKafkaAdminClient(**connection_config(settings))
     await admin.start()
     try:
-        [described] = await admin.describe_topics([topic])
+        [described] = await admin.describe_topics([settings.topic(topic)])
     finally:
         await admin.close()
     if described.get("error_code"):

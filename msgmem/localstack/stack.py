@@ -71,7 +71,7 @@ def start_stack(
         asyncio.run(migrate(postgres.database_url))
         asyncio.run(ensure_topics(stack.settings))
         if isinstance(kafka, LocalKafkaCluster):
-            asyncio.run(kafka.wait_for_topics([t.name for t in ALL_TOPICS]))
+            asyncio.run(kafka.wait_for_topics([stack.settings.topic(t.name) for t in ALL_TOPICS]))
     except BaseException:
         stack.stop()
         raise

@@ -98,12 +98,13 @@ def make_app(
     )
 
 
-def to_record(event: EventT) -> InputRecord:
+def to_record(event: EventT, settings: Settings) -> InputRecord:
+    """The event as the stage's handler sees it: under its declared topic name (no prefix)."""
     message = event.message
     headers = message.headers
     pairs = tuple(headers.items()) if isinstance(headers, dict) else tuple(headers or ())
     return InputRecord(
-        topic=message.topic, partition=message.partition, offset=message.offset, key=message.key,
+        topic=settings.declared_topic(message.topic), partition=message.partition, offset=message.offset, key=message.key,
         value=message.value, headers=pairs, timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
     )
 
@@ -115,7 +116,8 @@ def attach_stage(
     concurrency: int = 1, writer_factory: WriterFactory | None = None,
 ) -> None:
     """Run a handler over ``input_topics`` (one agent, one consumer group, however many
-    topics; each record keeps its own coordinates) in batches through a StageRunner.
+    topics, named as declared: KAFKA_TOPIC_PREFIX is applied here; each record keeps its own
+    coordinates) in batches through a StageRunner.
 
     Give either ``handler_factory`` (a plain handler) or ``parts``, an async context
     manager entered when the agent starts (open clients and pools there, never at import)
@@ -127,7 +129,7 @@ def attach_stage(
     if (handler_factory is None) == (parts is None):
         raise TypeError("give exactly one of handler_factory and parts")
     metrics = metrics or StageMetrics(stage)
-    topic = app.topic(*input_topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    topic = app.topic(*(settings.topic(t) for t in input_topics), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     make_parts: PartsContext = parts or _plain(handler_factory)  # type: ignore[arg-type]
 
     async def agent(stream: faust.StreamT) -> None:
@@ -141,7 +143,7 @@ def attach_stage(
                 )
                 log.info("%s consuming %s", stage, ", ".join(input_topics))
                 async for events in manual.noack_take(batch_size, within=within):
-                    await run_until_done(runner, [to_record(e) for e in events], stage)
+                    await run_until_done(runner, [to_record(e, settings) for e in events], stage)
                     for event in events:
                         await manual.ack(event)
         finally:
