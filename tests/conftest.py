@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from contracts.settings import Settings
 from msgmem.localstack.stack import Stack, start_stack
+from runtime.kafka import delete_topics, ensure_topics
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -38,9 +40,34 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         running.stop()
 
 
+def private(base: Settings) -> Settings:
+    """``base`` with every topic and consumer group under a prefix no other test uses."""
+    own = f"t{uuid.uuid4().hex[:10]}-"
+    return base.model_copy(update={"kafka_topic_prefix": own, "kafka_group_prefix": f"{own}msgmem-"})
+
+
 @pytest.fixture
-def settings(stack: Stack) -> Settings:
-    return stack.settings
+async def settings(stack: Stack) -> AsyncIterator[Settings]:
+    """The stack's settings for this test alone: its topics (KAFKA_TOPIC_PREFIX) created empty
+    and deleted after, its consumer groups (KAFKA_GROUP_PREFIX) new, so no test reads another's
+    records or resumes another's offsets, whatever the order."""
+    mine = private(stack.settings)
+    await ensure_topics(mine)
+    try:
+        yield mine
+    finally:
+        await delete_topics(mine)
+
+
+@pytest.fixture(scope="module")
+def module_settings(stack: Stack) -> Iterator[Settings]:
+    """As ``settings``, shared by one module's tests (a module that runs its pipeline once)."""
+    mine = private(stack.settings)
+    asyncio.run(ensure_topics(mine))
+    try:
+        yield mine
+    finally:
+        asyncio.run(delete_topics(mine))
 
 
 @pytest.fixture

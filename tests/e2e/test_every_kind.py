@@ -37,10 +37,10 @@ CHANNELS = {"whapi": "TESTCH-A1B2C", "meta": "100000000000001", "evolution": "ac
 
 
 @pytest.fixture(scope="module")
-def pipeline(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
+def pipeline(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     logs = tmp_path_factory.mktemp("e2e-kinds-logs")
-    with running("normalize", stack.settings, logs), running("projector", stack.settings, logs):
-        yield stack.settings
+    with running("normalize", module_settings, logs), running("projector", module_settings, logs):
+        yield module_settings
 
 
 @pytest.fixture

@@ -54,10 +54,10 @@ def test_the_readme_example_is_parsed() -> None:
 
 
 @pytest.fixture(scope="module")
-def pipeline(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
+def pipeline(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     logs = tmp_path_factory.mktemp("readme-logs")
-    with running("normalize", stack.settings, logs), running("projector", stack.settings, logs):
-        yield stack.settings
+    with running("normalize", module_settings, logs), running("projector", module_settings, logs):
+        yield module_settings
 
 
 async def test_the_readme_recall_example_returns_snippets(

@@ -29,11 +29,11 @@ PROVIDER_DIRS = {"whapi": "whapi", "meta": "meta_cloud", "evolution": "evolution
 
 
 @pytest.fixture(scope="module")
-def pipeline(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
+def pipeline(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """normalize and the projector as real processes for the module's tests."""
     logs = tmp_path_factory.mktemp("e2e-logs")
-    with running("normalize", stack.settings, logs), running("projector", stack.settings, logs):
-        yield stack.settings
+    with running("normalize", module_settings, logs), running("projector", module_settings, logs):
+        yield module_settings
 
 
 @pytest.fixture

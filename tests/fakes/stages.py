@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from contracts.processes import NORMALIZE
 from contracts.settings import Settings
 from msgmem.localstack.processes import Child, env_with, file_sink
 
@@ -20,12 +21,7 @@ READY = r"\[\^Worker\]: Ready"
 @contextmanager
 def running_stage(module: str, settings: Settings, log_dir: Path, **env: str) -> Iterator[Child]:
     name = module.rsplit(".", 1)[-1]
-    base = {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "DATABASE_URL": settings.database_url,
-        "STATE_DIR": str(log_dir / "state"),
-        "PYTHONUNBUFFERED": "1",
-    }
+    base = NORMALIZE.env(settings) | {"STATE_DIR": str(log_dir / "state")}  # every stage takes the same variables
     child = Child(
         name, [sys.executable, "-m", module], ready_pattern=READY, env=env_with(base | env),
         cwd=log_dir, sink=file_sink(log_dir / f"{name}.log"),

@@ -57,7 +57,7 @@ async def test_deliveries_become_events_and_poison_goes_to_the_dead_letter_topic
             return mine if {batch.delivery_id, after.delivery_id} <= seen else []
 
         found = await eventually(events)
-        at = sent[poison.delivery_id]  # other tests' leftovers on wa.raw may be dead-lettered too
+        at = sent[poison.delivery_id]  # found by its coordinates
 
         async def poison_letters() -> list[DeadLettered]:
             letters = [DeadLettered.decode(r.value) for r in await read_since(settings, deadletter.TOPIC, start_dead)

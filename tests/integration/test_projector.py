@@ -1,9 +1,9 @@
 """The messages projector against the real broker and Postgres: wa.messages events land as
 chats and chat_messages rows, idempotently and whatever the order of arrival.
 
-Each test runs its own projector (its own consumer group) and uses only chats on a channel
-of its own. The stored offsets are moved to the end of wa.messages before it starts, so it
-reads only what the test produces.
+Each test has topics and consumer groups of its own (the ``settings`` fixture) and uses only
+chats on a channel of its own; a test that starts a second projector moves the stored offsets
+to the end of wa.messages first, so that one reads only what comes next.
 """
 
 from __future__ import annotations

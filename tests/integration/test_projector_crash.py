@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from contracts.messages import TOPIC, MessageEvent
+from contracts.processes import PROJECTOR
 from contracts.settings import Settings
 from runtime.kafka import end_offsets
 from msgmem.localstack.processes import Child, env_with
@@ -55,8 +56,7 @@ def workload(chan: str) -> tuple[list[MessageEvent], list[str], list[str]]:
 
 
 def projector_child(settings: Settings, group: str, cwd: Path, output: list[str]) -> Child:
-    env = env_with({
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "DATABASE_URL": settings.database_url,
+    env = env_with(PROJECTOR.env(settings) | {
         "KAFKA_GROUP_PREFIX": f"{group}-", "PROJECTOR_BATCH_SIZE": "500", "PROJECTOR_BATCH_TIMEOUT_MS": "50",
         "ENVIRONMENT": "test", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
     })  # fmt: skip
@@ -67,8 +67,8 @@ def projector_child(settings: Settings, group: str, cwd: Path, output: list[str]
 async def test_sigkill_mid_stream_and_restart_ends_with_exactly_the_expected_rows(
     settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    # No stored offsets: the projector starts at the beginning of wa.messages (the other tests'
-    # events too), which is the path a fresh deployment or a rebuild takes.
+    # No stored offsets: the projector starts at the beginning of (this test's) wa.messages,
+    # which is the path a fresh deployment or a rebuild takes.
     await db.execute("truncate chat_message_pending")
     events, keys, expected_rows = workload(channel())
     assert len(events) == 20_000

@@ -2,9 +2,9 @@
 rebuilt from offset 0 into shadow tables, compared with the live tables and swapped in while
 the live projector runs and readers read.
 
-The ``db`` fixture empties the tables and ``projection_offsets``, so the live projector of
-each test starts at the beginning of wa.messages (the other tests' events too, poison
-included) and the rebuild reads the same log: both must end with the same rows.
+Each test has topics of its own (the ``settings`` fixture) and the ``db`` fixture empties the
+tables and ``projection_offsets``, so the live projector starts at the beginning of the
+test's wa.messages and the rebuild reads the same log: both must end with the same rows.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ async def test_replaying_transcribe_with_another_model_updates_the_transcript_in
         async with projector(settings), media_projection(settings):
             await produce(settings, [message])
             before = await end_offsets(settings, media.TOPIC)
-            await commit_offsets(settings, "msgmem-transcribe", before)  # skip earlier tests' wa.media records
+            await commit_offsets(settings, settings.consumer_group("transcribe"), before)  # the worker starts after `message`
             await publish(settings, [stored])
             after = await end_offsets(settings, media.TOPIC)
             with running_stage("streams.transcribe", settings, tmp_path, **env):  # the live worker, left running

@@ -30,7 +30,9 @@ async def create_topics(settings: Settings, *names: str) -> None:
     admin = AIOKafkaAdminClient(**connection_config(settings))
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1) for name in names])
+        await admin.create_topics(
+            [NewTopic(settings.topic(name), num_partitions=2, replication_factor=1) for name in names]
+        )
     finally:
         await admin.close()
 
@@ -38,6 +40,7 @@ async def create_topics(settings: Settings, *names: str) -> None:
 def faulty_stage(settings: Settings, tmp: Path, stage: str, source: str, target: str, run: int) -> Child:
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix, "KAFKA_GROUP_PREFIX": settings.kafka_group_prefix,
         "STATE_DIR": str(tmp / "state"),
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": str(ROOT),
@@ -96,7 +99,7 @@ async def test_a_batch_that_raises_mid_write_and_a_sigkilled_worker_lose_no_inpu
         written = await eventually(lambda: _all_of(settings, target, expected), timeout=90)
         assert written >= expected
         ends = {tp.partition: o for tp, o in (await end_offsets(settings, source)).items()}
-        await eventually(lambda: _equal(committed(settings, f"msgmem-{stage}", source), ends), timeout=30)
+        await eventually(lambda: _equal(committed(settings, settings.consumer_group(stage), source), ends), timeout=30)
     finally:
         second.stop()
 

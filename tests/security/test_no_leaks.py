@@ -24,10 +24,11 @@ import httpx
 import orjson
 import pytest
 
+from contracts.settings import Settings
 from msgmem.dlq import load
 from msgmem.localstack.http_server import serving
-from msgmem.localstack.stack import Stack
 from msgmem.localstack.processes import free_port
+from msgmem.localstack.stack import Stack
 from msgmem.send import Credentials, signed_headers
 from tests.conftest import FIXTURES
 from tests.integration.test_alerts import fake_endpoints
@@ -116,9 +117,8 @@ async def _attack(ingest: str) -> list[httpx.Response]:
 
 
 async def test_no_secret_text_or_phone_in_logs_dead_letters_or_alerts(
-    stack: Stack, db: asyncpg.Connection, env: dict[str, str], tmp_path: Path
+    stack: Stack, settings: Settings, db: asyncpg.Connection, env: dict[str, str], tmp_path: Path
 ) -> None:
-    settings = stack.settings
     logs = tmp_path
     received: list[tuple[str, dict]] = []  # type: ignore[type-arg]
     async with serving(fake_endpoints(received)) as sink:
