@@ -34,7 +34,7 @@ unit: $(STAMP)
 # The suite in reverse order (tests/conftest.py's --reverse): tests that lean on another's
 # leftovers fail here.
 test-reverse: $(STAMP)
-	$(BIN)/python -m pytest --reverse $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:randomly --reverse $(PYTEST_ARGS)
 
 # Resolve pyproject.toml's dependencies again (newest allowed versions) into the two lock
 # files: requirements.lock (the image) and requirements-dev.lock (make dev, make test, CI).
