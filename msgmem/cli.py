@@ -5,7 +5,7 @@
     msgmem topics     create the declared Kafka topics that are missing
     msgmem send       post fixture webhook files to a running ingest, signed as the provider would
     msgmem dlq        list, show or retry dead letters
-    msgmem media      media sweep: delete expired media objects, mark their rows expired
+    msgmem media      media sweep: delete expired media objects, log a MediaExpired per row
     msgmem projections rebuild   rebuild projections from offset 0 into fresh tables and swap them in
     msgmem replay     re-run a stage over a range of its input (--from/--until offset or time)
     msgmem status     lag per stage and partition, dead-letter depth, newest row per table
@@ -169,7 +169,7 @@ def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _args_media(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("sweep",), help="sweep: delete expired media objects, mark rows expired")
+    parser.add_argument("action", choices=("sweep",), help="sweep: delete expired media objects, log MediaExpired for their rows")
 
 
 def _cmd_media(settings: Settings, _args: argparse.Namespace) -> int:
