@@ -65,9 +65,11 @@ async def test_fixed_fault_retry_processes_the_letter_once(
     assert "normalize" in render(status) and "dead letters:" in render(status)
     assert open_letter.letter.stage == "normalize" and open_letter.letter.error_type == "UnparseableDelivery"
 
-    # Still broken: the retry fails and the letter stays open.
+    # Still broken: the retry fails and the letter is open again, one failure more.
     [failed] = await retry(settings, [open_letter])
     assert not failed.ok and "waha" in failed.detail
+    reopened = (await load(settings))[open_letter.letter.dead_letter_id]
+    assert (reopened.state, reopened.failures) == ("open", open_letter.failures + 1)
 
     # The fix ships (a normaliser for the new provider); the retry now succeeds, once, and the
     # live projector puts the message in chat_messages.
@@ -137,5 +139,8 @@ async def test_a_projection_letter_is_retried_by_appending_its_record_again_once
     assert await rows_of(db, chat.key) == [(event.message_id, "hello from the future")]
     assert select(await load(settings), stage="projector", ids=[open_letter.letter.dead_letter_id], everything=False) == []
     written = [deadletter.decode(r.value) for r in await read_since(settings, deadletter.TOPIC, dead_start)]
-    again = [x for x in written if isinstance(x, DeadLettered) and x.value == value]
-    assert len(again) == 1  # the re-appended record was applied, not dead-lettered a second time
+    about = [type(x).__name__ for x in written if x.dead_letter_id == open_letter.letter.dead_letter_id]
+    assert about == ["DeadLettered", "DeadLetterRetried", "DeadLettered", "DeadLetterRetried", "DeadLetterResolved"]
+    elsewhere = [x for x in written if isinstance(x, DeadLettered) and x.value == value
+                 and x.dead_letter_id != open_letter.letter.dead_letter_id]  # fmt: skip
+    assert elsewhere == []  # the re-appended record was applied, not dead-lettered at its new offset
