@@ -23,17 +23,23 @@ import base64
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-import orjson
 from pydantic import AwareDatetime, Field
 
-from contracts.envelope import EventCodec, Frozen, Upcaster
+from contracts.envelope import EventCodec, Frozen, Upcaster, to_bytes
 from contracts.errors import describe_error, with_type
 
 TOPIC = "wa.deadletter"
 SCHEMA_VERSION = 1
 
 
-class DeadLettered(Frozen):
+class _OnTopic(Frozen):
+    """An event of wa.deadletter: written as JSON, like every topic's."""
+
+    def encode(self) -> bytes:
+        return to_bytes(self)
+
+
+class DeadLettered(_OnTopic):
     type: Literal["dead_lettered"] = "dead_lettered"
     schema_version: int = SCHEMA_VERSION
     # "stage:topic:partition:offset", or "stage:topic:partition:offset#part" for one failed
@@ -95,9 +101,6 @@ class DeadLettered(Frozen):
     def kafka_headers(self) -> list[tuple[str, bytes]]:
         return [(name, base64.b64decode(raw)) for name, raw in self.headers]
 
-    def encode(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
-
     @classmethod
     def decode(cls, data: bytes) -> "DeadLettered":
         return cls.model_validate_json(data)
@@ -114,7 +117,7 @@ LetterState = Literal["open", "retried", "resolved"]
 UNKNOWN_OPERATOR = "unknown"
 
 
-class DeadLetterRetried(Frozen):
+class DeadLetterRetried(_OnTopic):
     """`msgmem dlq retry` is running the letter's stage again on its record: who asked, and when.
 
     schema_version 1 markers were written only after the retry went through, with ``outputs``
@@ -129,11 +132,8 @@ class DeadLetterRetried(Frozen):
     retried_at: AwareDatetime
     outputs: int | None = None  # schema_version 1 only: the retry went through with this many outputs
 
-    def encode(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
 
-
-class DeadLetterResolved(Frozen):
+class DeadLetterResolved(_OnTopic):
     """The retried record went through: the stage's ``outputs`` are acknowledged (for a
     projector's letter, the record itself, appended to its topic again for the live projector)."""
 
@@ -143,9 +143,6 @@ class DeadLetterResolved(Frozen):
     stage: str
     outputs: int
     resolved_at: AwareDatetime
-
-    def encode(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
 
 
 DeadLetterEvent = Annotated[DeadLettered | DeadLetterRetried | DeadLetterResolved, Field(discriminator="type")]

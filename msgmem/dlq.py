@@ -33,7 +33,6 @@ from contracts import deadletter, processes
 from contracts.deadletter import (
     AnyLetterEvent, DeadLettered, DeadLetterResolved, DeadLetterRetried, LetterState, state_after,
 )  # fmt: skip
-from contracts.errors import describe_error
 from contracts.settings import Settings
 from runtime.kafka import end_offsets, read_range
 from msgmem.stages import open_handler, stage_named
