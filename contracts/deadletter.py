@@ -117,7 +117,14 @@ LetterState = Literal["open", "retried", "resolved"]
 UNKNOWN_OPERATOR = "unknown"
 
 
-class DeadLetterRetried(_OnTopic):
+class _Marker(_OnTopic):
+    """What happened to the letter ``dead_letter_id`` of ``stage`` (keyed by stage like it)."""
+
+    dead_letter_id: str
+    stage: str
+
+
+class DeadLetterRetried(_Marker):
     """`msgmem dlq retry` is running the letter's stage again on its record: who asked, and when.
 
     schema_version 1 markers were written only after the retry went through, with ``outputs``
@@ -126,21 +133,17 @@ class DeadLetterRetried(_OnTopic):
 
     type: Literal["dead_letter_retried"] = "dead_letter_retried"
     schema_version: int = 2
-    dead_letter_id: str
-    stage: str
     retried_by: str
     retried_at: AwareDatetime
     outputs: int | None = None  # schema_version 1 only: the retry went through with this many outputs
 
 
-class DeadLetterResolved(_OnTopic):
+class DeadLetterResolved(_Marker):
     """The retried record went through: the stage's ``outputs`` are acknowledged (for a
     projector's letter, the record itself, appended to its topic again for the live projector)."""
 
     type: Literal["dead_letter_resolved"] = "dead_letter_resolved"
     schema_version: int = 1
-    dead_letter_id: str
-    stage: str
     outputs: int
     resolved_at: AwareDatetime
 

@@ -172,7 +172,8 @@ def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _args_media(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("sweep",), help="sweep: delete expired media objects, log MediaExpired for their rows")
+    parser.add_argument("action", choices=("sweep",),
+                        help="sweep: delete expired media objects, log MediaExpired for their rows")  # fmt: skip
 
 
 def _cmd_media(settings: Settings, _args: argparse.Namespace) -> int:

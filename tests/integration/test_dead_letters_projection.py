@@ -6,9 +6,7 @@ The SQL applies each change once, in log order, across batches."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -16,14 +14,13 @@ import pytest
 
 from contracts import deadletter, processes, raw
 from contracts.deadletter import AnyLetterEvent, letter_id
-from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from msgmem.dlq import load, retry
 from projections.deadletters.store import PROJECTION, DeadLettersWriter
 from projections.items import Item
-from runtime.kafka import end_offsets, make_producer
+from runtime.kafka import end_offsets
 from streams.normalize import providers
-from tests.conftest import FIXTURES
+from tests.integration.test_ops_dlq_status import append_raw, unknown_provider_delivery
 from tests.services import running
 from tests.unit.projections.test_deadletters_fold import letter, resolved, retried
 from tests.waiting import eventually
@@ -54,18 +51,9 @@ async def row_after_catching_up(db: asyncpg.Connection, settings: Settings, lett
 async def test_a_poison_delivery_is_an_open_row_retried_by_someone_then_resolved(
     settings: Settings, db: asyncpg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A provider nobody had written a normaliser for yet: normalize dead-letters the delivery.
-    delivery = RawDelivery(
-        delivery_id=str(uuid.uuid4()), provider="waha", channel="TESTCH-A1B2C", received_at=datetime.now(UTC),
-        body=(FIXTURES / "webhooks" / "whapi" / "text.json").read_bytes(),
-    )
+    delivery = unknown_provider_delivery()
     await start_at_end(db, settings)
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        at = await producer.send_and_wait(raw.TOPIC, delivery.body, key=delivery.key, headers=delivery.kafka_headers())
-    finally:
-        await producer.stop()
+    at = await append_raw(settings, delivery)
     poison = letter_id(processes.NORMALIZE.name, raw.TOPIC, at.partition, at.offset)
 
     with running("deadletters_projector", settings, tmp_path), running("normalize", settings, tmp_path):

@@ -65,6 +65,12 @@ async def expiries(settings: Settings, start: dict, chat: Chat) -> list[MediaExp
     return found
 
 
+async def store_with(tmp_path: Path, *files: str) -> tuple[LocalMediaStore, list[str]]:
+    """A local store holding these fixture files; their paths."""
+    store = LocalMediaStore(tmp_path / "media", "chat-media")
+    return store, [await put_fixture(store, name) for name in files]
+
+
 async def stored_rows(settings: Settings, db: asyncpg.Connection, events: Sequence[MediaStored]) -> None:
     """chat_media rows as the media projector writes them from MediaStored events."""
     await ready(db, settings)
@@ -76,10 +82,7 @@ async def stored_rows(settings: Settings, db: asyncpg.Connection, events: Sequen
 async def test_expired_media_are_deleted_and_their_expiry_is_logged_for_the_projector(
     settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    store = LocalMediaStore(tmp_path / "media", "chat-media")
-    voice = await put_fixture(store, "voice_note.ogg")
-    photo = await put_fixture(store, "receipt_photo.jpg")
-    pdf = await put_fixture(store, "invoice_text.pdf")
+    store, (voice, photo, pdf) = await store_with(tmp_path, "voice_note.ogg", "receipt_photo.jpg", "invoice_text.pdf")
     chat = Chat(channel=channel())
     image = {"kind": "image", "mime": "image/jpeg"}
     old_voice, old_photo, new_photo = Media(chat, "old-voice"), Media(chat, "old-photo", **image), Media(chat, "new-photo", **image)
@@ -129,8 +132,7 @@ class CrashingOutputs:
 async def test_a_sweep_that_died_before_appending_is_repeated_with_the_same_events(
     settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    store = LocalMediaStore(tmp_path / "media", "chat-media")
-    voice = await put_fixture(store, "voice_note.ogg")
+    store, [voice] = await store_with(tmp_path, "voice_note.ogg")
     chat = Chat(channel=channel())
     old = Media(chat, "old-voice")
     await stored_rows(settings, db, [old.stored(0, path=voice, days=99)])
@@ -154,9 +156,7 @@ async def test_a_sweep_that_died_before_appending_is_repeated_with_the_same_even
 async def test_concurrent_sweepers_expire_every_row_once_between_them(
     settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    store = LocalMediaStore(tmp_path / "media", "chat-media")
-    voice = await put_fixture(store, "voice_note.ogg")
-    photo = await put_fixture(store, "receipt_photo.jpg")
+    store, (voice, photo) = await store_with(tmp_path, "voice_note.ogg", "receipt_photo.jpg")
     chat = Chat(channel=channel())
     old = [Media(chat, f"old-{n}") for n in range(8)]
     kept = Media(chat, "kept", kind="image", mime="image/jpeg")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import asyncpg
+from aiokafka.structs import RecordMetadata
 
 from contracts import deadletter, messages, raw
 from contracts.deadletter import DeadLettered
@@ -33,20 +34,30 @@ from tests.waiting import eventually, read_since
 pytestmark = pytest.mark.integration
 
 
-async def test_fixed_fault_retry_processes_the_letter_once(
-    settings: Settings, db: asyncpg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A provider nobody had written a normaliser for yet: the delivery is dead-lettered.
-    delivery = RawDelivery(
+def unknown_provider_delivery() -> RawDelivery:
+    """A delivery of a provider nobody has written a normaliser for yet: normalize dead-letters it."""
+    return RawDelivery(
         delivery_id=str(uuid.uuid4()), provider="waha", channel="TESTCH-A1B2C", received_at=datetime.now(UTC),
         body=(FIXTURES / "webhooks" / "whapi" / "text.json").read_bytes(),
     )
+
+
+async def append_raw(settings: Settings, delivery: RawDelivery) -> RecordMetadata:
+    """Append ``delivery`` to wa.raw as ingest does; where it landed."""
     producer = make_producer(settings)
     await producer.start()
     try:
-        await producer.send_and_wait(raw.TOPIC, delivery.body, key=delivery.key, headers=delivery.kafka_headers())
+        return await producer.send_and_wait(raw.TOPIC, delivery.body, key=delivery.key,
+                                            headers=delivery.kafka_headers())  # fmt: skip
     finally:
         await producer.stop()
+
+
+async def test_fixed_fault_retry_processes_the_letter_once(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    delivery = unknown_provider_delivery()
+    await append_raw(settings, delivery)
 
     with running("normalize", settings, tmp_path):
         async def letter_for_delivery():  # type: ignore[no-untyped-def]
