@@ -4,9 +4,12 @@ A dead letter holds the failed record's coordinates (topic, partition, offset), 
 value and headers exactly as read (base64; a value too large for this topic is left out
 and flagged, and read again from its coordinates), the error (by type and field path,
 never by value: ``contracts.errors.describe_error``) and the attempts made, so
-`msgmem dlq retry` can run the stage again on the original input. When a retry succeeds
-a ``DeadLetterRetried`` marker follows on the same topic, so it is not retried twice.
-Keyed by stage, so a stage's letters and markers stay in order.
+`msgmem dlq retry` can run the stage again on the original input. A retry is logged too:
+a ``DeadLetterRetried`` (who, when) before the stage runs, then its outcome, a
+``DeadLetterResolved`` once the record went through, or a new ``DeadLettered`` with the same
+id when it failed again. A letter's state is that of its latest event (``state_after``):
+open, retried (outcome not logged yet) or resolved. Keyed by stage, so a stage's letters and
+markers stay in order.
 
 A stage that processes a record's items one by one (normalize: the messages of one
 delivery) writes one letter per failed item, each with the item's path as ``part``; the
@@ -20,17 +23,23 @@ import base64
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-import orjson
-from pydantic import AwareDatetime, Field, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, Field
 
-from contracts.envelope import Frozen
+from contracts.envelope import EventCodec, Frozen, Upcaster, to_bytes
 from contracts.errors import describe_error, with_type
 
 TOPIC = "wa.deadletter"
 SCHEMA_VERSION = 1
 
 
-class DeadLettered(Frozen):
+class _OnTopic(Frozen):
+    """An event of wa.deadletter: written as JSON, like every topic's."""
+
+    def encode(self) -> bytes:
+        return to_bytes(self)
+
+
+class DeadLettered(_OnTopic):
     type: Literal["dead_lettered"] = "dead_lettered"
     schema_version: int = SCHEMA_VERSION
     # "stage:topic:partition:offset", or "stage:topic:partition:offset#part" for one failed
@@ -92,9 +101,6 @@ class DeadLettered(Frozen):
     def kafka_headers(self) -> list[tuple[str, bytes]]:
         return [(name, base64.b64decode(raw)) for name, raw in self.headers]
 
-    def encode(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
-
     @classmethod
     def decode(cls, data: bytes) -> "DeadLettered":
         return cls.model_validate_json(data)
@@ -106,27 +112,62 @@ def letter_id(stage: str, topic: str, partition: int, offset: int, part: str | N
     return f"{base}#{part}" if part else base
 
 
-class DeadLetterRetried(Frozen):
-    """A dead letter whose stage succeeded on a retry."""
+LetterState = Literal["open", "retried", "resolved"]
+#: ``retried_by`` of markers written before retries named who ran them.
+UNKNOWN_OPERATOR = "unknown"
 
-    type: Literal["dead_letter_retried"] = "dead_letter_retried"
-    schema_version: int = SCHEMA_VERSION
+
+class _Marker(_OnTopic):
+    """What happened to the letter ``dead_letter_id`` of ``stage`` (keyed by stage like it)."""
+
     dead_letter_id: str
     stage: str
-    outputs: int
+
+
+class DeadLetterRetried(_Marker):
+    """`msgmem dlq retry` is running the letter's stage again on its record: who asked, and when.
+
+    schema_version 1 markers were written only after the retry went through, with ``outputs``
+    and no ``retried_by``; the upcaster names them ``UNKNOWN_OPERATOR`` and keeps ``outputs``,
+    which resolves the letter as a ``DeadLetterResolved`` would."""
+
+    type: Literal["dead_letter_retried"] = "dead_letter_retried"
+    schema_version: int = 2
+    retried_by: str
     retried_at: AwareDatetime
-
-    def encode(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+    outputs: int | None = None  # schema_version 1 only: the retry went through with this many outputs
 
 
-DeadLetterEvent = Annotated[DeadLettered | DeadLetterRetried, Field(discriminator="type")]
-_ADAPTER: TypeAdapter[DeadLettered | DeadLetterRetried] = TypeAdapter(DeadLetterEvent)
+class DeadLetterResolved(_Marker):
+    """The retried record went through: the stage's ``outputs`` are acknowledged (for a
+    projector's letter, the record itself, appended to its topic again for the live projector)."""
+
+    type: Literal["dead_letter_resolved"] = "dead_letter_resolved"
+    schema_version: int = 1
+    outputs: int
+    resolved_at: AwareDatetime
 
 
-def decode(data: bytes) -> DeadLettered | DeadLetterRetried:
-    """Raises ``ValueError`` on bytes that are neither."""
-    try:
-        return _ADAPTER.validate_json(data)
-    except ValidationError as exc:
-        raise ValueError(f"not a wa.deadletter event: {describe_error(exc)}") from exc
+DeadLetterEvent = Annotated[DeadLettered | DeadLetterRetried | DeadLetterResolved, Field(discriminator="type")]
+AnyLetterEvent = DeadLettered | DeadLetterRetried | DeadLetterResolved
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("dead_letter_retried", 1): lambda payload: {**payload, "retried_by": UNKNOWN_OPERATOR},
+}
+CODEC: EventCodec[AnyLetterEvent] = EventCodec(
+    DeadLetterEvent, (DeadLettered, DeadLetterRetried, DeadLetterResolved), UPCASTERS
+)
+
+
+def decode(data: bytes) -> AnyLetterEvent:
+    """Raises ``EventDecodeError`` (a ``ValueError``) on bytes that are none of them."""
+    return CODEC.decode(data)
+
+
+def state_after(event: AnyLetterEvent) -> LetterState:
+    """A letter's state once ``event`` is the latest about it."""
+    if isinstance(event, DeadLettered):
+        return "open"
+    if isinstance(event, DeadLetterRetried) and event.outputs is None:
+        return "retried"
+    return "resolved"

@@ -74,7 +74,7 @@ class EventCodec(Generic[E]):
     default of the type's model) and stamps the version after each step.
     """
 
-    def __init__(self, union: Any, models: tuple[type[Envelope], ...], upcasters: UpcasterTable) -> None:
+    def __init__(self, union: Any, models: tuple[type[Frozen], ...], upcasters: UpcasterTable) -> None:
         self._adapter: TypeAdapter[E] = TypeAdapter(union)
         self._upcasters = upcasters
         self._current = {m.model_fields["type"].default: m.model_fields["schema_version"].default for m in models}

@@ -39,6 +39,14 @@ def chat_key(provider: str, channel: str, chat_id: str) -> str:
     return f"{provider}:{channel}:{chat_id}"
 
 
+def chat_key_parts(key: str) -> tuple[str, str, str]:
+    """``chat_key`` undone: (provider, channel, chat id), for events made from a row that keeps
+    only the key. A chat id may hold ':' (kept whole); provider names and channels do not."""
+    provider, _, rest = key.partition(":")
+    channel, _, chat_id = rest.partition(":")
+    return provider, channel, chat_id
+
+
 def message_id(provider: str, channel: str, provider_message_id: str) -> str:
     """The row id of one message (``chat_messages.id``); statuses, edits and reactions find it by this."""
     return _uuid("message", provider, channel, provider_message_id)

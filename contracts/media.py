@@ -1,9 +1,11 @@
 """wa.media: one event per media message once its file is in storage, once storing it failed,
-or once it was skipped because its provider is not configured for media.
+or once it was skipped because its provider is not configured for media; and one when the
+retention sweep expired it.
 
 Keyed by ``chat_key``. Produced by the media stage from the MessageReceived / MessageSent
-events of wa.messages that carry ``media``; consumed by the projector (``chat_media``) and
-by the enrichment stages (transcribe, caption, extract), which read the stored object.
+events of wa.messages that carry ``media``, and by its retention sweep (``MediaExpired``);
+consumed by the projector (``chat_media``) and by the enrichment stages (transcribe, caption,
+extract), which read the stored object and ignore every other type.
 
 Objects are content-addressed (``path`` is derived from the SHA-256), so one file sent in
 many chats, forwarded or replayed is stored once; ``media_id`` (= ``chat_media.id``) is
@@ -13,6 +15,7 @@ derived from the message, so a redelivery or a replay upserts the same row.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
@@ -43,6 +46,12 @@ SkipReason = Literal["not_configured"]
 def media_id(message_id: str) -> str:
     """``chat_media.id`` of a message's (single) media object: stable forever, like the ids in contracts.ids."""
     return str(uuid.uuid5(ID_NAMESPACE, "media\x1f" + message_id))
+
+
+def expired_event_id(media_id: str, stored_at: datetime) -> str:
+    """The id of the expiry of one stored copy: a sweep repeated after a crash writes the same id."""
+    parts = ("media_expired", media_id, stored_at.astimezone(UTC).isoformat())
+    return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(parts)))
 
 
 class _MediaEvent(Envelope):
@@ -112,9 +121,36 @@ class MediaSkipped(_MediaEvent):
     sha256: str | None = None  # lower-case hex, as declared
 
 
-EVENT_MODELS = (MediaStored, MediaFailed, MediaSkipped)
+class MediaExpired(Envelope):
+    """The retention sweep ended the stored copy of ``stored_at``: its object is deleted from
+    storage (``object_deleted``), or kept because another row still in retention uses the same
+    content-addressed file. Appended after the deletion, so a sweep that crashed in between
+    deletes again (a no-op) and appends the same event (``expired_event_id``).
 
-MediaEvent = Annotated[MediaStored | MediaFailed | MediaSkipped, Field(discriminator="type")]
+    Not a fact about a message, so none of ``_MediaEvent``'s message fields: the sweep knows
+    only the row. The object columns repeat the row's (the winning MediaStored's), so the
+    projection gets the same row whichever of the two it applies first. ``provider`` and
+    ``channel_id`` come from ``chat_key``; ``delivery_id`` is ``SWEEP_DELIVERY``; both times are
+    the sweep's. Introduced at schema_version 1 (the envelope's default)."""
+
+    type: Literal["media_expired"] = "media_expired"
+    message_id: str  # chat_messages.id
+    media_id: str  # chat_media.id
+    kind: MediaKind
+    size_bytes: int | None = None
+    sha256: str | None = None
+    bucket: str
+    path: str
+    stored_at: AwareDatetime  # which stored copy expired: a later MediaStored is not undone
+    expires_at: AwareDatetime
+    object_deleted: bool
+
+
+SWEEP_DELIVERY = "retention-sweep"
+
+EVENT_MODELS = (MediaStored, MediaFailed, MediaSkipped, MediaExpired)
+
+MediaEvent = Annotated[MediaStored | MediaFailed | MediaSkipped | MediaExpired, Field(discriminator="type")]
 
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 

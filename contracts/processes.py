@@ -117,13 +117,18 @@ EMBEDDINGS_PROJECTOR = Process(
     "wa.embeddings to message_embeddings", inputs=(topics.EMBEDDINGS.name,), projection="message_embeddings",
     metrics_port_setting="embeddings_projector_metrics_port", former_names=("embeddings-projector",),
 )
+DEADLETTERS_PROJECTOR = Process(
+    "deadletters_projector", "projections.deadletters", "projector", r"projector started: dead_letters",
+    "wa.deadletter to dead_letters (one row per letter: open, retried, resolved)", inputs=(topics.DEADLETTER.name,),
+    projection="dead_letters", metrics_port_setting="deadletters_projector_metrics_port",
+)
 RECALL = Process("recall", "projections.recall", "http", r"Uvicorn running on", "recall API for agents")
 ALERTS = Process("alerts", "msgmem.alerts", "ops", r"alerts watching", "Telegram / webhook alert per new dead letter")
 
 #: In the order `msgmem dev` starts them.
 ALL: tuple[Process, ...] = (
     INGEST, NORMALIZE, MEDIA, TRANSCRIBE, CAPTION, EXTRACT, PROJECTOR, MEDIA_PROJECTOR, EMBED, EMBEDDINGS_PROJECTOR,
-    RECALL, ALERTS,
+    DEADLETTERS_PROJECTOR, RECALL, ALERTS,
 )
 
 

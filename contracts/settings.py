@@ -137,6 +137,7 @@ class Settings(BaseSettings):
     projector_metrics_port: int = Field(0, ge=0)
     projector_metrics_host: str = "127.0.0.1"  # where every projector's metrics endpoint listens
     media_projector_metrics_port: int = Field(0, ge=0)
+    deadletters_projector_metrics_port: int = Field(0, ge=0)
     deleted_messages: Literal["keep", "redact"] = "keep"
     users_table: str | None = None
 

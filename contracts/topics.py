@@ -63,7 +63,7 @@ MESSAGES = TopicSpec(
     value="MessageReceived, MessageSent, MessageEdited, MessageDeleted, ReactionAdded, "
     "ReactionRemoved, StatusUpdated, ConsentChanged, MessageUnsupported, ProviderEventUnsupported",
 )
-MEDIA = TopicSpec("wa.media", key="chat key", value="MediaStored, MediaFailed, MediaSkipped")
+MEDIA = TopicSpec("wa.media", key="chat key", value="MediaStored, MediaFailed, MediaSkipped, MediaExpired")
 TRANSCRIPTS = TopicSpec("wa.transcripts", key="chat key", value="text transcribed from voice notes and audio")
 CAPTIONS = TopicSpec("wa.captions", key="chat key", value="descriptions of images")
 DOCUMENTS = TopicSpec("wa.documents", key="chat key", value="text extracted from documents")

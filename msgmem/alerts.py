@@ -2,7 +2,8 @@
 
 Tails wa.deadletter in its own consumer group and posts one short message per new letter
 to Telegram (TELEGRAM_BOT_TOKEN + TELEGRAM_CHAT_ID) and/or a generic webhook
-(ALERT_WEBHOOK_URL, JSON body). Retry markers are not alerted. With neither configured it
+(ALERT_WEBHOOK_URL, JSON body). Retry and resolution markers are not alerted; a retry that
+failed again logs a new letter, which is. With neither configured it
 consumes and counts, so it can run everywhere. The message carries the stage, error and
 coordinates — never the dead input's bytes, which may hold a customer's text; the error is
 ``contracts.errors.describe_error``'s (types and field paths). The Telegram URL holds the bot

@@ -5,7 +5,7 @@
     msgmem topics     create the declared Kafka topics that are missing
     msgmem send       post fixture webhook files to a running ingest, signed as the provider would
     msgmem dlq        list, show or retry dead letters
-    msgmem media      media sweep: delete expired media objects, mark their rows expired
+    msgmem media      media sweep: delete expired media objects, log a MediaExpired per row
     msgmem projections rebuild   rebuild projections from offset 0 into fresh tables and swap them in
     msgmem replay     re-run a stage over a range of its input (--from/--until offset or time)
     msgmem status     lag per stage and partition, dead-letter depth, newest row per table
@@ -82,24 +82,26 @@ def _args_dlq(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("list", "show", "retry"))
     parser.add_argument("--stage", help="only this stage's letters")
     parser.add_argument("--id", dest="ids", action="append", default=[], help="a dead letter id (repeatable)")
-    parser.add_argument("--all", action="store_true", help="list: include retried letters; retry: every open letter")
+    parser.add_argument("--all", action="store_true", help="list: include resolved letters; retry: every open letter")
+    parser.add_argument("--by", help='retry: who retries, as logged (default: $USER, else "msgmem")')
 
 
 def _cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from msgmem.dlq import load, retry, select
+    from msgmem.dlq import load, operator, retry, select
 
     letters = asyncio.run(load(settings))
     if args.action == "list":
-        shown = [x for x in letters.values() if (args.all or x.open) and (args.stage in (None, x.letter.stage))]
+        shown = [x for x in letters.values()
+                 if (args.all or x.state != "resolved") and (args.stage in (None, x.letter.stage))]  # fmt: skip
         width = max([44, *(len(x.letter.dead_letter_id) for x in shown)])  # an item's id ends in "#path"
         print(f"{'id':<{width}} {'stage':<11} {'state':<8} {'age':>8}  error")
         for x in shown:
-            state = "open" if x.open else "retried"
-            print(f"{x.letter.dead_letter_id:<{width}} {x.letter.stage:<11} {state:<8} {_age(x.age_seconds):>8}  "
+            print(f"{x.letter.dead_letter_id:<{width}} {x.letter.stage:<11} {x.state:<8} {_age(x.age_seconds):>8}  "
                   f"{x.letter.summary[:80]}")
-        print(f"{sum(x.open for x in letters.values())} open, {sum(not x.open for x in letters.values())} retried")
+        counts = {state: sum(x.state == state for x in letters.values()) for state in ("open", "retried", "resolved")}
+        print(", ".join(f"{n} {state}" for state, n in counts.items()))
         return 0
     if args.action == "show":
         for letter_id in args.ids:
@@ -109,14 +111,15 @@ def _cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
                 return 1
             view = x.letter.model_dump(mode="json", exclude={"value_b64"})
             view |= {"value": x.letter.value.decode("utf-8", "replace")[:4000], "failures": x.failures,
-                     "retried": x.retried.model_dump(mode="json") if x.retried else None}
+                     "state": x.state, "retried": x.retried.model_dump(mode="json") if x.retried else None,
+                     "resolved": x.resolved.model_dump(mode="json") if x.resolved else None}  # fmt: skip
             print(json.dumps(view, indent=2))
         return 0
     chosen = select(letters, stage=args.stage, ids=args.ids, everything=args.all)
     if not chosen:
         print("nothing to retry (name letters with --id, or --all)")
         return 0
-    results = asyncio.run(retry(settings, chosen))
+    results = asyncio.run(retry(settings, chosen, by=operator(args.by)))
     for result in results:
         print(f"{'ok    ' if result.ok else 'failed'} {result.dead_letter_id}  {result.detail}")
     return 0 if all(r.ok for r in results) else 1
@@ -169,7 +172,8 @@ def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _args_media(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("sweep",), help="sweep: delete expired media objects, mark rows expired")
+    parser.add_argument("action", choices=("sweep",),
+                        help="sweep: delete expired media objects, log MediaExpired for their rows")  # fmt: skip
 
 
 def _cmd_media(settings: Settings, _args: argparse.Namespace) -> int:

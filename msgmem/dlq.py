@@ -1,20 +1,28 @@
 """`msgmem dlq list|show|retry`: working the dead-letter topic.
 
-The topic is read whole and folded: a letter is open until a ``DeadLetterRetried`` marker
-with its id follows. Retry runs the stage's own handler on the original record (key,
-value, headers as read), writes its outputs with the project's durable producer, then the
-marker; a letter that fails again stays open and its new error is reported.
+The topic is read whole and folded: a letter's state is that of its latest event
+(``contracts.deadletter.state_after``): open after a ``DeadLettered``, retried after a
+``DeadLetterRetried``, resolved after a ``DeadLetterResolved``. The dead_letters projector
+folds the same events into a table (``projections.deadletters``).
+
+Retry logs who ran it first (a ``DeadLetterRetried``: ``--by``, else $USER, else "msgmem"),
+then runs the stage's own handler on the original record (key, value, headers as read) and
+logs the outcome with the project's durable producer: the outputs and a
+``DeadLetterResolved`` together when it went through, or, when it failed again, the letter
+the stage would have written (same id, so the letter is open again, one failure more). A
+record no longer on its topic is not run, and nothing is logged.
 
 A stage that dead-letters items of a record (normalize: one letter per bad message of a
 delivery, ``id#part``) answers a retry with outputs, not an exception: the retry failed
-again when those outputs hold a letter with the retried letter's own id. Its other
-letters (the record's other bad items) are written as the live stage would; a letter
-for the whole record retried after the stage learnt to isolate items closes, and its
-bad items get letters of their own.
+again when those outputs hold a letter with the retried letter's own id, and they are
+written as the live stage would. Its other letters (the record's other bad items) are
+written either way; a letter for the whole record retried after the stage learnt to
+isolate items resolves, and its bad items get letters of their own.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,39 +30,53 @@ from datetime import UTC, datetime
 from aiokafka import TopicPartition
 
 from contracts import deadletter, processes
-from contracts.deadletter import DeadLettered, DeadLetterRetried
-from contracts.errors import describe_error
+from contracts.deadletter import (
+    AnyLetterEvent, DeadLettered, DeadLetterResolved, DeadLetterRetried, LetterState, state_after,
+)  # fmt: skip
 from contracts.settings import Settings
 from runtime.kafka import end_offsets, read_range
-from msgmem.stages import open_handler
+from msgmem.stages import open_handler, stage_named
 from streams.common.outputs import KafkaOutputs
 from streams.common.records import InputRecord, Output
+
+DEFAULT_OPERATOR = "msgmem"
 
 
 @dataclass
 class Letter:
-    letter: DeadLettered
-    retried: DeadLetterRetried | None = None
+    letter: DeadLettered  # the latest letter with this id
+    state: LetterState = "open"
+    retried: DeadLetterRetried | None = None  # the latest retry
+    resolved: DeadLetterResolved | None = None  # the latest resolution
     failures: int = 1  # how many times this input was dead-lettered
 
     @property
     def open(self) -> bool:
-        return self.retried is None
+        return self.state == "open"
 
     @property
     def age_seconds(self) -> float:
         return (datetime.now(UTC) - self.letter.failed_at).total_seconds()
 
 
-def fold(events: Sequence[DeadLettered | DeadLetterRetried]) -> dict[str, Letter]:
+def fold(events: Sequence[AnyLetterEvent]) -> dict[str, Letter]:
     """Pure: the latest state of every letter, by id, in topic order."""
     letters: dict[str, Letter] = {}
     for event in events:
+        previous = letters.get(event.dead_letter_id)
         if isinstance(event, DeadLettered):
-            previous = letters.get(event.dead_letter_id)
-            letters[event.dead_letter_id] = Letter(event, failures=(previous.failures + 1) if previous else 1)
-        elif event.dead_letter_id in letters:
-            letters[event.dead_letter_id].retried = event
+            letters[event.dead_letter_id] = Letter(
+                event, failures=previous.failures + 1 if previous else 1,
+                retried=previous.retried if previous else None, resolved=previous.resolved if previous else None,
+            )  # fmt: skip
+            continue
+        if previous is None:
+            continue  # a marker without its letter (written by hand, or the letter is past retention)
+        if isinstance(event, DeadLetterRetried):
+            previous.retried = event
+        else:
+            previous.resolved = event
+        previous.state = state_after(event)
     return letters
 
 
@@ -70,8 +92,14 @@ async def load(settings: Settings) -> dict[str, Letter]:
 
 
 def select(letters: dict[str, Letter], *, stage: str | None, ids: Sequence[str], everything: bool) -> list[Letter]:
+    """The letters to retry: open ones, and retried ones whose outcome never came (the retry died)."""
     chosen = [letters[i] for i in ids if i in letters] if ids else list(letters.values()) if everything else []
-    return [x for x in chosen if x.open and (stage is None or _same_stage(x.letter.stage, stage))]
+    return [x for x in chosen if x.state != "resolved" and (stage is None or _same_stage(x.letter.stage, stage))]
+
+
+def operator(name: str | None) -> str:
+    """Who a retry is logged as: ``--by``, else $USER, else "msgmem"."""
+    return (name or os.environ.get("USER") or DEFAULT_OPERATOR).strip()[:200] or DEFAULT_OPERATOR
 
 
 def _same_stage(written: str, wanted: str) -> bool:
@@ -89,14 +117,14 @@ class RetryResult:
     detail: str
 
 
-async def retry(settings: Settings, letters: Sequence[Letter]) -> list[RetryResult]:
+async def retry(settings: Settings, letters: Sequence[Letter], *, by: str = DEFAULT_OPERATOR) -> list[RetryResult]:
     results: list[RetryResult] = []
     if not letters:
         return results
     writer = await KafkaOutputs.start(settings)
     try:
         for item in letters:
-            results.append(await _retry_one(settings, item, writer))
+            results.append(await _retry_one(settings, item, writer, by))
     finally:
         await writer.stop()
     return results
@@ -122,29 +150,49 @@ async def original_record(settings: Settings, letter: DeadLettered) -> InputReco
     )
 
 
-async def _retry_one(settings: Settings, item: Letter, writer: KafkaOutputs) -> RetryResult:
-    """Run the stage on the original record; write its outputs and the marker together."""
+async def _retry_one(settings: Settings, item: Letter, writer: KafkaOutputs, by: str) -> RetryResult:
+    """Log the retry, run the stage on the original record, log the outcome. A stage this command
+    cannot run, or a record gone from its topic, is reported and logs nothing."""
     letter = item.letter
+    try:
+        stage_named(letter.stage)
+    except KeyError as unknown:
+        return RetryResult(letter.dead_letter_id, False, str(unknown.args[0]))
     try:
         record = await original_record(settings, letter)
     except LookupError as exc:
         return RetryResult(letter.dead_letter_id, False, str(exc))
+    retried = DeadLetterRetried(
+        dead_letter_id=letter.dead_letter_id, stage=letter.stage, retried_by=by, retried_at=datetime.now(UTC)
+    )
+    await writer.write([_marker(letter, retried)])
     try:
         async with open_handler(letter.stage, settings) as handler:
             outputs = await handler(record)
-    except Exception as exc:  # noqa: BLE001 - reported; the letter stays open
-        return RetryResult(letter.dead_letter_id, False, describe_error(exc))
+    except Exception as exc:  # noqa: BLE001 - the stage failed again: logged as its letter, reported
+        again = DeadLettered.of(
+            letter.stage, topic=letter.topic, partition=letter.partition, offset=letter.offset, key=record.key,
+            value=record.value, headers=record.headers, error=exc, attempts=1, part=letter.part,
+        )  # fmt: skip
+        await writer.write([_marker(letter, again.without_value() if letter.value_omitted else again)])
+        return RetryResult(letter.dead_letter_id, False, again.summary)
     letters = [o for o in outputs if o.topic == deadletter.TOPIC]
     again = next((x for x in map(_letter_in, letters) if x and x.dead_letter_id == letter.dead_letter_id), None)
-    if again is not None:  # this very item failed again: nothing written, the letter stays open
+    if again is not None:  # this very item failed again: written as the live stage would, the letter is open
+        await writer.write(outputs)
         return RetryResult(letter.dead_letter_id, False, again.summary)
     written = len(outputs) - len(letters)
-    marker = DeadLetterRetried(
-        dead_letter_id=letter.dead_letter_id, stage=letter.stage, outputs=written, retried_at=datetime.now(UTC),
+    resolved = DeadLetterResolved(
+        dead_letter_id=letter.dead_letter_id, stage=letter.stage, outputs=written, resolved_at=datetime.now(UTC)
     )
-    await writer.write([*outputs, Output(deadletter.TOPIC, letter.stage.encode(), marker.encode())])
+    await writer.write([*outputs, _marker(letter, resolved)])
     detail = f"{written} output(s) written" + (f", {len(letters)} other part(s) dead-lettered" if letters else "")
     return RetryResult(letter.dead_letter_id, True, detail)
+
+
+def _marker(letter: DeadLettered, event: AnyLetterEvent) -> Output:
+    """An event about ``letter`` on wa.deadletter, keyed by its stage like the letter itself."""
+    return Output(deadletter.TOPIC, letter.stage.encode(), event.encode())
 
 
 def _letter_in(output: Output) -> DeadLettered | None:

@@ -20,6 +20,7 @@ TABLE_CLOCKS = {
     "chat_message_versions": "created_at",
     "chat_media": "updated_at",
     "message_embeddings": "created_at",
+    "dead_letters": "updated_at",
 }
 
 

@@ -30,7 +30,7 @@ from tenacity import (
 from contracts.deadletter import DeadLettered
 from contracts.envelope import EventDecodeError
 from contracts.errors import describe_error
-from projections.deadletters import DeadLetters
+from projections.deadletter_port import DeadLetters
 from projections.errors import BatchAbandoned, OffsetsBehind, is_poison
 from projections.items import Item, next_offsets
 from projections.metrics import ProjectorMetrics

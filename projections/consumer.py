@@ -42,7 +42,7 @@ from contracts.settings import Settings
 from runtime.kafka import make_consumer, make_producer
 from runtime.logging_setup import process_settings
 from projections.batch import BatchApplier, ProjectionStore, RetryPolicy
-from projections.deadletters import KafkaDeadLetters
+from projections.deadletter_port import KafkaDeadLetters
 from projections.errors import BatchAbandoned, OffsetsBehind
 from projections.metrics import MetricsServer, ProjectorMetrics
 from projections.postgres import PostgresProjectionStore, RowWriter

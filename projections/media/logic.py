@@ -10,6 +10,8 @@ What each event means for the row (merged by ``MediaRow.absorb``):
   META_ACCESS_TOKEN is not set"), the declared size and sha256; like a failure, it never
   replaces a stored object, and the latest of failures and skips wins (``failed_at`` holds
   when it was recorded);
+- ``MediaExpired``: status 'expired' (the retention sweep deleted the object), unless a newer
+  copy was stored since;
 - ``AudioTranscribed`` / ``ImageCaptioned`` / ``DocumentExtracted``: the transcript, the AI
   description of the image, or the document's text (and page count), with model and
   produced_at; enrichment 'done';
@@ -34,9 +36,9 @@ from contracts.enrichment import (
 )  # fmt: skip
 from contracts.envelope import EventCodec
 from contracts.errors import with_type
-from contracts.media import MediaFailed, MediaSkipped, MediaStored
+from contracts.media import MediaExpired, MediaFailed, MediaSkipped, MediaStored
 from projections.items import Item
-from projections.media.rows import DONE, FAILED, SKIPPED, STORED, MediaRow
+from projections.media.rows import DONE, EXPIRED, FAILED, SKIPPED, STORED, MediaRow
 
 TOPICS: tuple[str, ...] = (
     media.TOPIC, enrichment.TRANSCRIPTS_TOPIC, enrichment.CAPTIONS_TOPIC, enrichment.DOCUMENTS_TOPIC,
@@ -47,14 +49,11 @@ TOPICS: tuple[str, ...] = (
 # enrichment topics is therefore accepted; no stage does that.) One decoder keeps the
 # projection's decode a plain ``bytes -> event`` like every other projection's.
 MediaProjectionEvent = Annotated[
-    MediaStored | MediaFailed | MediaSkipped | AudioTranscribed | ImageCaptioned | DocumentExtracted
+    MediaStored | MediaFailed | MediaSkipped | MediaExpired | AudioTranscribed | ImageCaptioned | DocumentExtracted
     | EnrichmentSkipped | EnrichmentFailed,
     Field(discriminator="type"),
 ]
-MODELS = (
-    MediaStored, MediaFailed, MediaSkipped, AudioTranscribed, ImageCaptioned, DocumentExtracted, EnrichmentSkipped,
-    EnrichmentFailed,
-)  # fmt: skip
+MODELS = (*media.EVENT_MODELS, AudioTranscribed, ImageCaptioned, DocumentExtracted, EnrichmentSkipped, EnrichmentFailed)
 # The type names are distinct, so are the upcasters' keys.
 CODEC: EventCodec[MediaProjectionEvent] = EventCodec(
     MediaProjectionEvent, MODELS, ChainMap(media.UPCASTERS, enrichment.UPCASTERS)
@@ -107,6 +106,12 @@ def to_row(event: MediaProjectionEvent) -> MediaRow:
             provider_media_id=event.provider_media_id, mime_type=event.mime_type, filename=event.filename,
             duration_seconds=event.duration_seconds, page_count=event.page_count, size_bytes=event.size_bytes,
             sha256=event.sha256, error=f"{event.reason}: {event.error}", failed_at=event.failed_at,
+        )  # fmt: skip
+    if isinstance(event, MediaExpired):
+        return MediaRow(
+            id=event.media_id, message_id=event.message_id, chat_key=event.chat_key, kind=event.kind, status=EXPIRED,
+            size_bytes=event.size_bytes, sha256=event.sha256, bucket=event.bucket, path=event.path,
+            stored_at=event.stored_at, expires_at=event.expires_at,
         )  # fmt: skip
     if isinstance(event, MediaSkipped):
         return MediaRow(

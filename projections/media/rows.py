@@ -7,7 +7,10 @@ same rules across batches. Both are commutative and idempotent:
 
 - the stored object (size, sha256, bucket, path, stored_at, expires_at) is the newest
   MediaStored's by ``stored_at``; an equal or older one changes nothing, so a replay never
-  turns a row the retention sweep marked 'expired' back into 'stored';
+  turns a row a MediaExpired made 'expired' back into 'stored';
+- a MediaExpired makes the row 'expired' unless a newer copy was stored since (its
+  ``stored_at`` is below the row's): a file stored again after its expiry is 'stored' again.
+  It repeats the row's object columns, so it gives the same row before or after its MediaStored;
 - descriptive columns (provider media id, mime type, file name, duration) come from the
   newest MediaStored, gaps filled from the other events;
 - a MediaFailed or MediaSkipped makes the row 'failed' or 'skipped' only while no MediaStored
@@ -26,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-PENDING, STORED, FAILED, SKIPPED = "pending", "stored", "failed", "skipped"
+PENDING, STORED, FAILED, SKIPPED, EXPIRED = "pending", "stored", "failed", "skipped", "expired"
 DONE = "done"
 _ENRICHMENT_RANK = {DONE: 2, "skipped": 1, "failed": 1}
 DESCRIPTIVE = ("provider_media_id", "mime_type", "filename", "duration_seconds")
@@ -80,7 +83,9 @@ class MediaRow:
         failure_wins = other.failed_at is not None and (
             self.failed_at is None or (other.failed_at, other.error or "") > (self.failed_at, self.error or "")
         )
-        if stored_wins:
+        if _expires(other, self):
+            status = EXPIRED
+        elif stored_wins:
             status = STORED
         elif not had_store and failure_wins:
             status = other.status
@@ -110,6 +115,12 @@ class MediaRow:
             self.enrichment_at = other.enrichment_at
         self.status, self.error, self.page_count = status, error, page_count
         self.failed_at = _later(self.failed_at, other.failed_at)
+
+
+def _expires(other: MediaRow, row: MediaRow) -> bool:
+    """``other`` is an expiry of ``row``'s stored copy, or of a newer one."""
+    expired = other.stored_at
+    return other.status == EXPIRED and expired is not None and (row.stored_at is None or expired >= row.stored_at)
 
 
 def _newer(at: datetime | None, text: str | None, than_at: datetime | None, than_text: str | None) -> bool:

@@ -20,6 +20,8 @@ MEDIA_COLUMNS: list[tuple[str, str]] = [(name, _TYPES.get(name, "text")) for nam
 
 _STORED_WINS = "(excluded.stored_at is not null and (c.stored_at is null or excluded.stored_at > c.stored_at))"
 _HAD_STORE = "(c.stored_at is not null)"
+_EXPIRES = ("(excluded.status = 'expired' and excluded.stored_at is not null"
+            " and (c.stored_at is null or excluded.stored_at >= c.stored_at))")  # fmt: skip
 
 
 def _key(t: str, *parts: str) -> str:
@@ -51,7 +53,7 @@ _ENRICHMENT_WINS = (
 def _merge() -> str:
     extraction_wins = _newer("extracted_at", _text("extracted_text"))
     sets = [
-        f"status = case when {_STORED_WINS} then 'stored'"
+        f"status = case when {_EXPIRES} then 'expired' when {_STORED_WINS} then 'stored'"
         f" when not {_HAD_STORE} and {_FAILURE_WINS} then excluded.status else c.status end",
         f"error = case when {_STORED_WINS} or {_HAD_STORE} then null when {_FAILURE_WINS} then excluded.error"
         " else c.error end",

@@ -57,6 +57,7 @@ from streams.media.logic import (
     failed,
     inline_base64,
     job_for,
+    output,
     plan_fetch,
     skipped,
     stored,
@@ -157,7 +158,7 @@ class MediaHandler:
             self.metrics.failed.labels(refusal.reason).inc()
             log.info("media %s (%s) not stored: %s: %s", job.media_id, provider, refusal.reason, refusal)
             event = failed(job, refusal.reason, str(refusal), attempts=1, now=self.now())
-        return [_output(event)]
+        return [output(event)]
 
     def give_up(self, record: InputRecord, error: BaseException, attempts: int) -> list[Output]:
         """After the last retry: record the failure on wa.media too, so the row does not stay pending."""
@@ -169,7 +170,7 @@ class MediaHandler:
             return []
         self.metrics.failed.labels("download_failed").inc()
         error_text = f"{type(error).__name__}: {error}"
-        return [_output(failed(job, "download_failed", error_text, attempts=attempts, now=self.now(), final=False))]
+        return [output(failed(job, "download_failed", error_text, attempts=attempts, now=self.now(), final=False))]
 
     @staticmethod
     def _job(record: InputRecord) -> MediaJob | None:
@@ -240,7 +241,3 @@ class MediaHandler:
 
 def _decode_inline(body: bytes, provider_message_id: str, max_bytes: int) -> bytes:
     return decode_inline(inline_base64(body, provider_message_id), max_bytes)
-
-
-def _output(event: media.MediaEvent) -> Output:
-    return Output(media.TOPIC, event.chat_key.encode(), media.encode_event(event), (("mm-type", event.type.encode()),))

@@ -17,9 +17,10 @@ from urllib.parse import quote
 import orjson
 
 from contracts import media
-from contracts.ids import event_id
-from contracts.media import FailureReason, MediaFailed, MediaKind, MediaSkipped, MediaStored
+from contracts.ids import chat_key_parts, event_id
+from contracts.media import FailureReason, MediaExpired, MediaFailed, MediaKind, MediaSkipped, MediaStored
 from contracts.messages import MEDIA_TYPES, MediaRef, MessageReceived, MessageSent
+from streams.common.records import Output
 from streams.media.access import ProviderAccess
 from streams.media.ids import instance_problem, media_id_problem
 from streams.media.mime import base_mime  # the enrichment stages import it from here too
@@ -250,3 +251,37 @@ def skipped(job: MediaJob, detail: str, *, now: datetime) -> MediaSkipped:
 
 def _declared_sha256(value: str | None) -> str | None:
     return value.lower() if value else None
+
+
+@dataclass(frozen=True)
+class ExpiredRow:
+    """What the retention sweep read of one chat_media row past its ``expires_at``."""
+
+    media_id: str
+    message_id: str
+    chat_key: str
+    kind: MediaKind
+    size_bytes: int | None
+    sha256: str | None
+    bucket: str
+    path: str
+    stored_at: datetime
+    expires_at: datetime
+
+
+def expired(row: ExpiredRow, *, object_deleted: bool, now: datetime) -> MediaExpired:
+    """The sweep's event for ``row``: its id names the stored copy, so a repeated sweep repeats it."""
+    provider, channel, _chat = chat_key_parts(row.chat_key)
+    return MediaExpired(
+        event_id=media.expired_event_id(row.media_id, row.stored_at), chat_key=row.chat_key, occurred_at=now,
+        received_at=now, provider=provider, channel_id=channel, delivery_id=media.SWEEP_DELIVERY,
+        message_id=row.message_id, media_id=row.media_id, kind=row.kind, size_bytes=row.size_bytes, sha256=row.sha256,
+        bucket=row.bucket, path=row.path, stored_at=row.stored_at, expires_at=row.expires_at,
+        object_deleted=object_deleted,
+    )  # fmt: skip
+
+
+def output(event: media.MediaEvent) -> Output:
+    """A wa.media record: keyed by chat, like every event of the chat, with its type in ``mm-type``
+    (what the enrichment stages read to skip events that are not MediaStored without decoding them)."""
+    return Output(media.TOPIC, event.chat_key.encode(), media.encode_event(event), (("mm-type", event.type.encode()),))

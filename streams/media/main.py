@@ -7,7 +7,8 @@ bucket) and a MediaStored or MediaFailed event; a MediaSkipped when the provider
 setting downloads need. Downloads run
 MEDIA_CONCURRENCY at a time with MEDIA_MAX_ATTEMPTS attempts (1 s to 8 s backoff) before
 wa.deadletter. Every MEDIA_SWEEP_INTERVAL_SECONDS the worker also runs the retention sweep
-(``streams.media.sweep``). Logs ``[^Worker]: Ready`` once consuming.
+(``streams.media.sweep``: deletes expired objects, appends MediaExpired to wa.media). Logs
+``[^Worker]: Ready`` once consuming.
 """
 
 from __future__ import annotations

@@ -1,79 +1,94 @@
-"""Retention sweep: delete stored media past ``expires_at`` and mark their chat_media rows expired.
+"""Retention sweep: delete stored media past ``expires_at`` and append a ``MediaExpired`` per row.
 
-Run by `msgmem media sweep` (:func:`sweep_once`) and periodically by the media worker. Objects are
-content-addressed, so one object may back several rows (the same file sent twice, a
-forward): an object is deleted only when no row still in retention points at it; the
-expired rows are marked either way. Each batch runs in one transaction under an advisory
-lock, so concurrent sweepers (several media workers) never do the same work, and the rows
-are marked only after their objects are gone: a crash in between repeats the (idempotent)
-deletion next time instead of leaving orphans.
+Run by `msgmem media sweep` (:func:`sweep_once`) and periodically by the media worker. The sweep
+reads chat_media to find what expired but writes no table: the media projector makes the rows
+'expired' from the events, as it makes every other change to them (the log is the only writer).
+
+Objects are content-addressed, so one object may back several rows (the same file sent twice, a
+forward): an object is deleted only when no row still in retention points at it; every expired
+row gets its event either way (``object_deleted`` says which). Each batch runs in one
+transaction under an advisory lock, so concurrent sweepers (several media workers) take turns
+instead of sweeping the same rows at once, and a batch's events are appended only after its
+objects are gone: a crash in between deletes again next time (a no-op) and appends the same
+events (same ids). Until the projector has applied them the rows still read 'stored', so a
+sweep in that window appends an expiry again: the same event, which the projection's merge
+absorbs. Within one run the rows do not change under the sweep, so batches page by
+(expires_at, id).
 """
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 
 from contracts.settings import Settings
+from streams.common.outputs import KafkaOutputs, OutputWriter
+from streams.media.logic import ExpiredRow, expired, output
 from streams.media.storage import MediaStore, build_store
 
 _LOCK_KEY = 0x6D6D7377656570  # "mmsweep"
 
 _EXPIRED = """
-select id, path from chat_media
-where status = 'stored' and bucket = $1 and expires_at <= $2 and path is not null
-order by expires_at
-limit $3
-for update skip locked
+select id as media_id, message_id, chat_key, kind, size_bytes, sha256, bucket, path, stored_at, expires_at
+from chat_media
+where status = 'stored' and bucket = $1 and expires_at <= $2 and path is not null and stored_at is not null
+  and ($3::timestamptz is null or (expires_at, id) > ($3, $4::text))
+order by expires_at, id
+limit $5
 """
 _STILL_USED = """
 select distinct path from chat_media
 where bucket = $1 and path = any($2::text[]) and status = 'stored' and (expires_at is null or expires_at > $3)
 """
-_MARK = "update chat_media set status = 'expired', updated_at = now() where id = any($1::text[])"
 
 
 @dataclass(frozen=True)
 class SweepReport:
-    rows_expired: int = 0
+    rows_expired: int = 0  # MediaExpired events appended
     objects_deleted: int = 0
     objects_kept: int = 0  # still used by a row in retention
 
 
 async def sweep_expired(
-    conn: asyncpg.Connection, store: MediaStore, *, now: datetime | None = None, batch_size: int = 500
-) -> SweepReport:
+    conn: asyncpg.Connection, store: MediaStore, outputs: OutputWriter, *, now: datetime | None = None,
+    batch_size: int = 500,
+) -> SweepReport:  # fmt: skip
     """Sweep every expired row of ``store``'s bucket, a batch per transaction; return what was done."""
     now = now or datetime.now(UTC)
     rows = deleted = kept = 0
+    after: tuple[datetime | None, str | None] = (None, None)
     while True:
         async with conn.transaction():
             if not await conn.fetchval("select pg_try_advisory_xact_lock($1)", _LOCK_KEY):
                 break  # another sweeper is at it
-            expired = await conn.fetch(_EXPIRED, store.bucket, now, batch_size)
-            if not expired:
+            batch = [ExpiredRow(**dict(r)) for r in await conn.fetch(_EXPIRED, store.bucket, now, *after, batch_size)]
+            if not batch:
                 break
-            paths = sorted({r["path"] for r in expired})
+            paths = sorted({r.path for r in batch})
             used = {r["path"] for r in await conn.fetch(_STILL_USED, store.bucket, paths, now)}
             doomed = [p for p in paths if p not in used]
+            events = [output(expired(r, object_deleted=r.path not in used, now=now)) for r in batch]
             await store.delete(doomed)
-            await conn.execute(_MARK, [r["id"] for r in expired])
-        rows, deleted, kept = rows + len(expired), deleted + len(doomed), kept + len(used)
-        if len(expired) < batch_size:
+            await outputs.write(events)
+        rows, deleted, kept = rows + len(batch), deleted + len(doomed), kept + len(used)
+        if len(batch) < batch_size:
             break
+        after = (batch[-1].expires_at, batch[-1].media_id)
     return SweepReport(rows, deleted, kept)
 
 
 async def sweep_once(settings: Settings) -> SweepReport:
-    """One sweep of the configured store's bucket with its own connection: for the CLI and the worker's timer."""
-    store = await build_store(settings)
-    try:
+    """One sweep of the configured store's bucket with its own connection and producer: for the
+    CLI and the worker's timer. The producer starts first, so an unreachable broker deletes nothing."""
+    async with AsyncExitStack() as resources:
+        store = await build_store(settings)
+        resources.push_async_callback(store.aclose)
+        outputs = await KafkaOutputs.start(settings)
+        resources.push_async_callback(outputs.stop)
         conn = await asyncpg.connect(settings.database_url, statement_cache_size=settings.statement_cache_size)
-        try:
-            return await sweep_expired(conn, store)
-        finally:
-            await conn.close()
-    finally:
-        await store.aclose()
+        resources.push_async_callback(conn.close)
+        report = await sweep_expired(conn, store, outputs)
+    return report

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from contracts import deadletter
-from contracts.deadletter import DeadLettered, DeadLetterRetried
+from contracts.deadletter import DeadLettered, DeadLetterResolved, DeadLetterRetried
 from contracts.settings import Settings
 from msgmem.alerts import alert_text, run
 from msgmem.localstack.http_server import serving
@@ -47,8 +47,12 @@ async def test_new_dead_letters_are_alerted_once_each(settings: Settings) -> Non
         "transcribe", topic="wa.media", partition=2, offset=41, key=b"chat", value=secret_text.encode(),
         headers=[], error=TimeoutError("openai timed out"), attempts=5,
     )
-    marker = DeadLetterRetried(dead_letter_id=letter.dead_letter_id, stage="transcribe", outputs=1,
-                               retried_at=datetime.now(UTC))
+    markers = [
+        DeadLetterRetried(dead_letter_id=letter.dead_letter_id, stage="transcribe", retried_by="dana",
+                          retried_at=datetime.now(UTC)),
+        DeadLetterResolved(dead_letter_id=letter.dead_letter_id, stage="transcribe", outputs=1,
+                           resolved_at=datetime.now(UTC)),
+    ]  # fmt: skip
     async with serving(fake_endpoints(received)) as url:
         cfg = settings.model_copy(update={
             "telegram_bot_token": SecretStr("123:abc"), "telegram_chat_id": "-100042",
@@ -60,10 +64,10 @@ async def test_new_dead_letters_are_alerted_once_each(settings: Settings) -> Non
         producer = make_producer(settings)
         await producer.start()
         try:
-            # Same key, same partition: the later letter proves the marker was read in between.
+            # Same key, same partition: the later letter proves the markers were read in between.
             later = DeadLettered.of("transcribe", topic="wa.media", partition=2, offset=42, key=b"chat",
                                     value=b"x", headers=[], error=ValueError("bad"), attempts=1)
-            for event in (letter, marker, later):
+            for event in (letter, *markers, later):
                 await producer.send_and_wait(deadletter.TOPIC, event.encode(), key=b"transcribe")
         finally:
             await producer.stop()

@@ -13,8 +13,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -25,13 +23,11 @@ from contracts import deadletter, enrichment, media
 from contracts.deadletter import DeadLettered
 from contracts.settings import Settings
 from runtime.kafka import end_offsets, make_producer
-from streams.media.sweep import sweep_expired
 from projections.consumer import Running, running_projector
 from projections.media.logic import TOPICS, MediaProjectionEvent
 from projections.media.main import PROJECTOR
 from projections.media.store import PROJECTION, MediaWriter
 from projections.messages.store import MessagesWriter
-from streams.media.storage import LocalMediaStore
 from tests.integration.test_projector import FAST, caught_up, channel, produce, projector, start_at_end
 from tests.unit.projections.factory import Chat
 from tests.unit.projections.factory import items as message_items
@@ -69,7 +65,7 @@ async def publish(settings: Settings, events: Iterable[MediaProjectionEvent | tu
             if isinstance(e, tuple):
                 topic, key, value = e
             else:
-                topic = media.TOPIC if isinstance(e, media.MediaStored | media.MediaFailed | media.MediaSkipped) else {
+                topic = media.TOPIC if isinstance(e, media.EVENT_MODELS) else {
                     "transcribe": enrichment.TRANSCRIPTS_TOPIC, "caption": enrichment.CAPTIONS_TOPIC,
                     "extract": enrichment.DOCUMENTS_TOPIC}[e.stage]  # fmt: skip
                 key, value = e.chat_key.encode(), encode(e)
@@ -274,7 +270,7 @@ async def test_a_rerun_with_another_model_updates_the_text_in_place(settings: Se
 
 
 async def test_a_row_the_sweep_expired_is_not_stored_again_by_a_replay(
-    settings: Settings, db: asyncpg.Connection, tmp_path: Path
+    settings: Settings, db: asyncpg.Connection
 ) -> None:
     await ready(db, settings)
     voice = Media(Chat(channel=channel()), "v1")
@@ -282,13 +278,15 @@ async def test_a_row_the_sweep_expired_is_not_stored_again_by_a_replay(
     async with media_projection(settings):
         await publish(settings, [stored])
         await media_caught_up(db, settings)
-        later = stored.stored_at + timedelta(days=2)
-        report = await sweep_expired(db, LocalMediaStore(tmp_path, "chat-media"), now=later)
-        assert report.rows_expired == 1
+        await publish(settings, [voice.expired(stored, 20)])  # what the retention sweep appends (test_media_sweep)
+        await media_caught_up(db, settings)
+        assert (await media_row(db, voice))["status"] == "expired"
         await publish(settings, [stored, voice.failed(30)])  # a replay, then a failed re-download
         await media_caught_up(db, settings)
         expired = await media_row(db, voice)
         await publish(settings, [voice.stored(40)])  # stored again, later: legitimately back in retention
+        await media_caught_up(db, settings)
+        await publish(settings, [voice.expired(stored, 20)])  # the older copy's expiry, replayed: not this copy's
         await media_caught_up(db, settings)
     assert (expired["status"], expired["stored_at"], expired["error"]) == ("expired", stored.stored_at, None)
     again = await media_row(db, voice)

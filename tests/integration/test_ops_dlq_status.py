@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import asyncpg
+from aiokafka.structs import RecordMetadata
 
 from contracts import deadletter, messages, raw
 from contracts.deadletter import DeadLettered
@@ -33,20 +34,30 @@ from tests.waiting import eventually, read_since
 pytestmark = pytest.mark.integration
 
 
-async def test_fixed_fault_retry_processes_the_letter_once(
-    settings: Settings, db: asyncpg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A provider nobody had written a normaliser for yet: the delivery is dead-lettered.
-    delivery = RawDelivery(
+def unknown_provider_delivery() -> RawDelivery:
+    """A delivery of a provider nobody has written a normaliser for yet: normalize dead-letters it."""
+    return RawDelivery(
         delivery_id=str(uuid.uuid4()), provider="waha", channel="TESTCH-A1B2C", received_at=datetime.now(UTC),
         body=(FIXTURES / "webhooks" / "whapi" / "text.json").read_bytes(),
     )
+
+
+async def append_raw(settings: Settings, delivery: RawDelivery) -> RecordMetadata:
+    """Append ``delivery`` to wa.raw as ingest does; where it landed."""
     producer = make_producer(settings)
     await producer.start()
     try:
-        await producer.send_and_wait(raw.TOPIC, delivery.body, key=delivery.key, headers=delivery.kafka_headers())
+        return await producer.send_and_wait(raw.TOPIC, delivery.body, key=delivery.key,
+                                            headers=delivery.kafka_headers())  # fmt: skip
     finally:
         await producer.stop()
+
+
+async def test_fixed_fault_retry_processes_the_letter_once(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    delivery = unknown_provider_delivery()
+    await append_raw(settings, delivery)
 
     with running("normalize", settings, tmp_path):
         async def letter_for_delivery():  # type: ignore[no-untyped-def]
@@ -65,9 +76,11 @@ async def test_fixed_fault_retry_processes_the_letter_once(
     assert "normalize" in render(status) and "dead letters:" in render(status)
     assert open_letter.letter.stage == "normalize" and open_letter.letter.error_type == "UnparseableDelivery"
 
-    # Still broken: the retry fails and the letter stays open.
+    # Still broken: the retry fails and the letter is open again, one failure more.
     [failed] = await retry(settings, [open_letter])
     assert not failed.ok and "waha" in failed.detail
+    reopened = (await load(settings))[open_letter.letter.dead_letter_id]
+    assert (reopened.state, reopened.failures) == ("open", open_letter.failures + 1)
 
     # The fix ships (a normaliser for the new provider); the retry now succeeds, once, and the
     # live projector puts the message in chat_messages.
@@ -137,5 +150,8 @@ async def test_a_projection_letter_is_retried_by_appending_its_record_again_once
     assert await rows_of(db, chat.key) == [(event.message_id, "hello from the future")]
     assert select(await load(settings), stage="projector", ids=[open_letter.letter.dead_letter_id], everything=False) == []
     written = [deadletter.decode(r.value) for r in await read_since(settings, deadletter.TOPIC, dead_start)]
-    again = [x for x in written if isinstance(x, DeadLettered) and x.value == value]
-    assert len(again) == 1  # the re-appended record was applied, not dead-lettered a second time
+    about = [type(x).__name__ for x in written if x.dead_letter_id == open_letter.letter.dead_letter_id]
+    assert about == ["DeadLettered", "DeadLetterRetried", "DeadLettered", "DeadLetterRetried", "DeadLetterResolved"]
+    elsewhere = [x for x in written if isinstance(x, DeadLettered) and x.value == value
+                 and x.dead_letter_id != open_letter.letter.dead_letter_id]  # fmt: skip
+    assert elsewhere == []  # the re-appended record was applied, not dead-lettered at its new offset

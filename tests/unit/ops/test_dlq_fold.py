@@ -1,10 +1,11 @@
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 
 from contracts import deadletter
-from contracts.deadletter import DeadLettered, DeadLetterRetried
-from msgmem.dlq import fold, select
+from contracts.deadletter import DeadLettered, DeadLetterResolved, DeadLetterRetried
+from msgmem.dlq import fold, operator, select
 
 
 def letter(offset: int, stage: str = "normalize") -> DeadLettered:
@@ -14,21 +15,55 @@ def letter(offset: int, stage: str = "normalize") -> DeadLettered:
     )
 
 
-def retried(of: DeadLettered) -> DeadLetterRetried:
-    return DeadLetterRetried(dead_letter_id=of.dead_letter_id, stage=of.stage, outputs=2, retried_at=datetime.now(UTC))
+def retried(of: DeadLettered, by: str = "dana") -> DeadLetterRetried:
+    return DeadLetterRetried(dead_letter_id=of.dead_letter_id, stage=of.stage, retried_by=by, retried_at=datetime.now(UTC))
 
 
-def test_a_letter_is_open_until_a_retry_marker_follows() -> None:
+def resolved(of: DeadLettered) -> DeadLetterResolved:
+    return DeadLetterResolved(dead_letter_id=of.dead_letter_id, stage=of.stage, outputs=2, resolved_at=datetime.now(UTC))
+
+
+def test_a_letter_is_open_then_retried_then_resolved() -> None:
     a, b = letter(1), letter(2)
     letters = fold([a, b, retried(a)])
-    assert not letters[a.dead_letter_id].open and letters[b.dead_letter_id].open
+    assert (letters[a.dead_letter_id].state, letters[b.dead_letter_id].state) == ("retried", "open")
+    assert letters[a.dead_letter_id].retried.retried_by == "dana"  # type: ignore[union-attr]
+    letters = fold([a, b, retried(a), resolved(a)])
+    assert not letters[a.dead_letter_id].open and letters[a.dead_letter_id].state == "resolved"
     assert [x.letter.dead_letter_id for x in select(letters, stage=None, ids=[], everything=True)] == [b.dead_letter_id]
+
+
+def test_a_retry_that_logged_no_outcome_may_be_retried_again() -> None:
+    a = letter(1)
+    assert [x.letter.dead_letter_id for x in select(fold([a, retried(a)]), stage=None, ids=[], everything=True)] == [
+        a.dead_letter_id
+    ]
 
 
 def test_the_same_input_failing_again_reopens_it_and_counts_failures() -> None:
     a = letter(1)
     letters = fold([a, retried(a), letter(1)])
     assert letters[a.dead_letter_id].open and letters[a.dead_letter_id].failures == 2
+    assert letters[a.dead_letter_id].retried.retried_by == "dana"  # type: ignore[union-attr]  # who tried, kept
+
+
+def test_a_marker_from_before_retries_were_logged_resolves_its_letter() -> None:
+    """schema_version 1: written only after the retry went through; no retried_by."""
+    a = letter(1)
+    old = {"type": "dead_letter_retried", "schema_version": 1, "dead_letter_id": a.dead_letter_id,
+           "stage": a.stage, "outputs": 2, "retried_at": "2026-11-20T09:00:00+00:00"}  # fmt: skip
+    marker = deadletter.decode(orjson.dumps(old))
+    assert isinstance(marker, DeadLetterRetried) and (marker.retried_by, marker.outputs) == ("unknown", 2)
+    assert deadletter.state_after(marker) == "resolved" and fold([a, marker])[a.dead_letter_id].state == "resolved"
+    current, done = retried(a), resolved(a)
+    assert (deadletter.decode(current.encode()), deadletter.decode(done.encode())) == (current, done)
+
+
+def test_the_operator_is_named_or_the_user_or_msgmem(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USER", "ops-on-call")
+    assert (operator("dana"), operator(None)) == ("dana", "ops-on-call")
+    monkeypatch.delenv("USER")
+    assert operator(None) == operator("  ") == "msgmem"
 
 
 def test_selection_by_id_and_stage() -> None:

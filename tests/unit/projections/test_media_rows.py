@@ -19,7 +19,7 @@ from contracts.enrichment import (
 )  # fmt: skip
 from contracts.envelope import EventDecodeError
 from contracts.ids import event_id
-from contracts.media import MediaFailed, MediaSkipped, MediaStored
+from contracts.media import MediaExpired, MediaFailed, MediaSkipped, MediaStored
 from projections.items import Item
 from projections.media import handoff
 from projections.media.logic import MediaProjectionEvent, decode_event, fold
@@ -74,6 +74,17 @@ class Media:
         return MediaSkipped(**self._envelope("media_skipped", str(t)), direction="inbound", reason="not_configured",
                             detail=detail, skipped_at=at(t), provider_media_id=f"pm-{self.pmid}", **kw)  # fmt: skip
 
+    def expired(self, stored: MediaStored, t: float, *, deleted: bool = True) -> MediaExpired:
+        """The retention sweep's event for the copy ``stored`` made, at ``t``."""
+        c = self.chat
+        return MediaExpired(
+            event_id=media.expired_event_id(self.media_id, stored.stored_at), chat_key=c.key, occurred_at=at(t),
+            received_at=at(t), provider=c.provider, channel_id=c.channel, delivery_id=media.SWEEP_DELIVERY,
+            message_id=self.message_id, media_id=self.media_id, kind=self.kind, size_bytes=stored.size_bytes,
+            sha256=stored.sha256, bucket=stored.bucket, path=stored.path, stored_at=stored.stored_at,
+            expires_at=stored.expires_at or at(t), object_deleted=deleted,
+        )  # fmt: skip
+
     def _derived(self, kind: str, t: float, model: str | None) -> dict[str, Any]:
         return self._envelope(kind, model or "") | {"sha256": self.sha256, "stage": STAGES[self.kind],
                                                      "model": model, "produced_at": at(t)}  # fmt: skip
@@ -98,11 +109,11 @@ class Media:
                                 error="500 from the model", attempts=3)  # fmt: skip
 
     def topic(self, event: MediaProjectionEvent) -> str:
-        return media.TOPIC if isinstance(event, MediaStored | MediaFailed | MediaSkipped) else RESULT_TOPICS[STAGES[self.kind]]
+        return media.TOPIC if isinstance(event, media.EVENT_MODELS) else RESULT_TOPICS[STAGES[self.kind]]
 
 
 def encode(event: MediaProjectionEvent) -> bytes:
-    if isinstance(event, MediaStored | MediaFailed | MediaSkipped):
+    if isinstance(event, media.EVENT_MODELS):
         return media.encode_event(event)
     return enrichment.encode_event(event)
 
@@ -174,9 +185,36 @@ def test_the_newest_store_wins_and_an_equal_one_changes_nothing() -> None:
     old, new = voice.stored(10, path="aa/old.ogg"), voice.stored(30, path="bb/new.ogg", days=None)
     assert folded([new, old])["path"] == folded([old, new])["path"] == "bb/new.ogg"
     assert folded([old, new])["expires_at"] is None  # retention off when it was stored again
-    row = MediaRow(**(folded([old]) | {"status": "expired"}))  # as the retention sweep leaves it
+    row = MediaRow(**folded([old, voice.expired(old, 20)]))
     row.absorb(fold(items([voice.stored(10, path="aa/old.ogg")])).rows[voice.media_id])
     assert row.status == "expired"
+
+
+def test_an_expiry_ends_its_stored_copy_whatever_the_order_but_not_a_newer_one() -> None:
+    voice = Media()
+    old, new = voice.stored(10), voice.stored(30, path="bb/new.ogg")
+    expiry = voice.expired(old, 25)
+    for events in ([old, expiry], [expiry, old], [old, expiry, old, expiry]):
+        row = folded(events)
+        assert (row["status"], row["stored_at"], row["path"], row["error"]) == ("expired", at(10), old.path, None)
+        assert (row["size_bytes"], row["sha256"], row["provider_media_id"]) == (23485, SHA, "pm-m1")
+    for events in ([old, expiry, new], [new, expiry, old], [expiry, new]):
+        row = folded(events)
+        assert (row["status"], row["stored_at"], row["path"]) == ("stored", at(30), "bb/new.ogg")
+    assert folded([old, expiry, voice.failed(40)])["status"] == "expired"  # a failed re-download changes nothing
+
+
+def test_expiries_in_any_order_and_repetition_give_the_same_row() -> None:
+    m = Media()
+    first, second = m.stored(10), m.stored(30, path="bb/again.ogg")
+    events: list[MediaProjectionEvent] = [
+        m.failed(5), first, m.expired(first, 20), second, m.expired(second, 40), m.transcribed("late", 35),
+    ]  # fmt: skip
+    expected = folded(events)
+    assert (expected["status"], expected["path"], expected["transcript"]) == ("expired", "bb/again.ogg", "late")
+    for order in itertools.permutations(events):
+        assert folded(list(order)) == expected
+    assert folded(events + events[::-1]) == expected
 
 
 def test_the_newest_result_wins_whatever_the_model() -> None:
@@ -247,8 +285,9 @@ def test_failures_and_skips_in_any_order_and_repetition_give_the_same_row() -> N
 
 def test_events_of_the_four_topics_decode_and_garbage_does_not() -> None:
     voice, pdf = Media(), Media(kind="document")
-    for event in (voice.stored(1), voice.failed(1), voice.media_skipped(1), voice.transcribed("x", 1), Media(kind="image").captioned("y", 1),
-                  pdf.extracted("z", 1), voice.skipped(1), voice.enrichment_failed(1)):  # fmt: skip
+    for event in (voice.stored(1), voice.failed(1), voice.media_skipped(1), voice.expired(voice.stored(1), 2),
+                  voice.transcribed("x", 1), Media(kind="image").captioned("y", 1), pdf.extracted("z", 1),
+                  voice.skipped(1), voice.enrichment_failed(1)):  # fmt: skip
         assert decode_event(encode(event)) == event
     for garbage in (b"not json", b"[]", b'{"type": "message_received"}', b'{"type": "media_stored"}'):
         with pytest.raises(EventDecodeError):

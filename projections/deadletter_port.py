@@ -1,4 +1,5 @@
-"""The dead-letter port and its Kafka adapter.
+"""The dead-letter port every projector writes its poison through, and its Kafka adapter (the
+projection that reads wa.deadletter back into a table is ``projections.deadletters``).
 
 A letter is acknowledged by the broker before the transaction that moves the stored offset
 past its record commits, so a crash in between repeats the letter (same
