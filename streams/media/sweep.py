@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from contracts.settings import Settings
-from streams.media.storage import MediaStore, build_store
+from runtime.media_storage import MediaStore, build_store
 
 _LOCK_KEY = 0x6D6D7377656570  # "mmsweep"
 

@@ -31,7 +31,7 @@ from projections.media.logic import TOPICS, MediaProjectionEvent
 from projections.media.main import PROJECTOR
 from projections.media.store import PROJECTION, MediaWriter
 from projections.messages.store import MessagesWriter
-from streams.media.storage import LocalMediaStore
+from runtime.media_storage import LocalMediaStore
 from tests.integration.test_projector import FAST, caught_up, channel, produce, projector, start_at_end
 from tests.unit.projections.factory import Chat
 from tests.unit.projections.factory import items as message_items

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from streams.media.sweep import sweep_expired
-from streams.media.storage import LocalMediaStore
+from runtime.media_storage import LocalMediaStore
 from tests.fakes.events import put_fixture
 
 pytestmark = pytest.mark.integration

@@ -28,7 +28,7 @@ from projections.items import Item
 from projections.messages.store import MessagesWriter
 from projections.recall import recall, search
 from streams.embed.agent import EmbedHandler, config
-from streams.embed.chunking import load_tokenizer
+from runtime.tokenizer import load_tokenizer
 from runtime.embedder import make_embedder
 from runtime.openai_client import make_openai
 from tests.fakes.openai_api import FakeOpenAI

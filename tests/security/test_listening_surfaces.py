@@ -20,7 +20,7 @@ from msgmem.localstack.processes import free_port
 from projections.consumer import running_projector
 from projections.messages.main import PROJECTOR
 from projections.recall.app import create_app as recall_app
-from streams.media.storage import LocalMediaStore
+from runtime.media_storage import LocalMediaStore
 from tests.services import running
 
 pytestmark = pytest.mark.integration
