@@ -66,6 +66,14 @@ PAGE_LIMIT = 200
 _PARAMETERS = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
 
 
+class ChatRef(BaseModel):
+    """A chat key given where no route path checks it (an MCP tool's argument)."""
+
+    model_config = _PARAMETERS
+
+    chat: ChatKey
+
+
 class ChatsQuery(BaseModel):
     """``GET /chats``: filters (all optional) and a page."""
 
