@@ -30,7 +30,7 @@ from contracts.settings import Settings  # noqa: E402
 from streams.common.outputs import RecordingOutputs  # noqa: E402
 from streams.common.runner import StageRunner  # noqa: E402
 from streams.embed.agent import EmbedHandler, config  # noqa: E402
-from streams.embed.chunking import load_tokenizer  # noqa: E402
+from runtime.tokenizer import load_tokenizer  # noqa: E402
 from runtime.embedder import make_embedder  # noqa: E402
 from streams.common.enrichment.bootstrap import policy  # noqa: E402
 from runtime.openai_client import make_openai  # noqa: E402

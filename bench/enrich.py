@@ -35,7 +35,7 @@ from contracts import media, messages  # noqa: E402
 from contracts.settings import Settings  # noqa: E402
 from runtime.kafka import end_offsets, make_producer, read_range  # noqa: E402
 from msgmem.localstack.stack import start_stack  # noqa: E402
-from streams.media.storage import LocalMediaStore  # noqa: E402
+from runtime.media_storage import LocalMediaStore  # noqa: E402
 from tests.fakes.events import media_message, put_fixture, stored_event, with_media  # noqa: E402
 from tests.fakes.openai_api import FakeOpenAI  # noqa: E402
 from tests.fakes.provider_media import FakeProviderMedia  # noqa: E402

@@ -226,6 +226,16 @@ class Settings(BaseSettings):
     recall_api_key: SecretStr | None = None
     recall_host: str = "127.0.0.1"
     recall_port: int = Field(8090, ge=0)
+    # Agent context (GET /chats/{chat}/context, get_context): the last messages shown, the
+    # token budget (counted with EMBEDDINGS_TOKENIZER) and the recall snippets considered.
+    context_window_messages: int = Field(20, ge=1, le=500)
+    context_max_tokens: int = Field(4000, ge=1, le=1_000_000)
+    context_recall_snippets: int = Field(8, ge=0, le=50)
+    # Lifetime of the signed media URLs the memory API hands out.
+    media_url_ttl_seconds: int = Field(300, ge=10, le=7 * 24 * 3600)
+    # `msgmem mcp --transport http`: where the MCP server listens (RECALL_API_KEY guards it).
+    mcp_host: str = "127.0.0.1"
+    mcp_port: int = Field(8091, ge=0)
     # /docs and /openapi.json of ingest and recall; unset: served except in production.
     serve_openapi: bool | None = None
 

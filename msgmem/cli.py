@@ -9,6 +9,7 @@
     msgmem projections rebuild   rebuild projections from offset 0 into fresh tables and swap them in
     msgmem replay     re-run a stage over a range of its input (--from/--until offset or time)
     msgmem status     lag per stage and partition, dead-letter depth, newest row per table
+    msgmem mcp        the chat memory as MCP tools (stdio, or streamable HTTP with --transport http)
 
 Without KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL of its own, a command uses the running
 `msgmem dev`'s (``msgmem.devstate``); a broker or Postgres it cannot reach is one line on
@@ -212,6 +213,17 @@ def _cmd_projections(settings: Settings, args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _args_mcp(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--transport", choices=("stdio", "http"), default="stdio",
+                        help="stdio: the client starts this process; http: streamable HTTP on MCP_HOST:MCP_PORT /mcp")
+
+
+def _cmd_mcp(settings: Settings, args: argparse.Namespace) -> int:
+    from msgmem.mcp_server import run
+
+    return run(settings, args.transport)
+
+
 def _no_args(_parser: argparse.ArgumentParser) -> None:
     return None
 
@@ -230,6 +242,8 @@ COMMANDS: dict[str, Command] = {
                     _args_projections, _cmd_projections),
     "replay": ("re-run a stage over a range of its input topic, beside the live workers", _args_replay, _cmd_replay),
     "status": ("lag per stage and partition, dead-letter depth, newest row per table", _args_status, _cmd_status),
+    "mcp": ("serve the chat memory as MCP tools (search_memory, get_context, list_chats, get_messages)", _args_mcp,
+            _cmd_mcp),
 }
 
 

@@ -9,6 +9,7 @@ For agents in the same process::
 ``embedder``: ``runtime.embedder.make_embedder(settings, openai_client, wait_seconds=0)``
 (or None: exact words only). ``search(...)`` gives the same snippets and whether (and why
 not) they were ranked by meaning. Over HTTP: ``python -m projections.recall`` (``projections.recall.app``).
+The rest of a chat's memory (chats, pages of messages, an agent's context) is ``projections.recall.memory``.
 """
 
 from projections.recall.search import (

@@ -15,6 +15,9 @@ EMBEDDINGS_RECALL_LIMIT; ``min_similarity`` defaults to RECALL_MIN_SIMILARITY. W
 OPENAI_API_KEY recall runs on exact words alone over every message text (``"semantic":
 {"used": false, "reason": "OPENAI_API_KEY is not set"}``; ``by_meaning`` says the same).
 
+The memory API beside it (``projections.recall.routes``): ``GET /chats``, ``/chats/{chat}``,
+``/chats/{chat}/messages``, ``/chats/{chat}/context`` and signed local media at ``/media/{path}``.
+
 ``GET /healthz`` (alive), ``GET /metrics`` (Prometheus). The query text is never logged.
 /docs and /openapi.json only where SERVE_OPENAPI allows (not in production by default).
 """
@@ -37,7 +40,12 @@ from contracts.settings import Settings
 from runtime.openapi import docs_urls
 from projections.embeddings.vectors import register_vector
 from projections.recall import request as recall_request
+from projections.recall import routes
+from projections.recall.media_links import MediaLinks
+from projections.recall.memory import MemoryConfig
+from projections.recall.models import ErrorBody, RecallAnswer
 from projections.recall.search import QueryEmbedder, RecallConfig, RecallDisabled, UnknownChat, search
+from runtime.media_storage import build_store
 from runtime.errors import TransientError
 from runtime.embedder import EmbedMetrics, make_embedder
 from runtime.openai_client import ModelRejected, make_openai
@@ -55,10 +63,6 @@ class RecallMetrics:
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
         )  # fmt: skip
         self.embed = EmbedMetrics(self.registry, "recall")
-
-
-def _error(status: int, error: str, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "reason": reason}, status_code=status, headers=headers)
 
 
 _QUERY_PARAMETERS = [
@@ -85,6 +89,12 @@ def create_app(
                     statement_cache_size=settings.statement_cache_size,
                 )  # fmt: skip
                 resources.push_async_callback(app.state.pool.close)
+            app.state.memory_config = MemoryConfig.from_settings(settings)
+            store = None
+            if settings.media_storage == "supabase":  # signs its own URLs; a local store's are signed here
+                store = await build_store(settings, create_bucket=False)
+                resources.push_async_callback(store.aclose)
+            app.state.links = MediaLinks.from_settings(settings, store)
             app.state.embedder = embedder
             if embedder is None:
                 client = make_openai(settings)
@@ -103,18 +113,21 @@ def create_app(
 
     app = FastAPI(title="Message Memory recall", lifespan=lifespan, **docs_urls(settings))
 
-    @app.get("/chats/{chat}/recall", openapi_extra={"parameters": _QUERY_PARAMETERS})
+    @app.get("/chats/{chat}/recall", openapi_extra={"parameters": _QUERY_PARAMETERS}, tags=["recall"], responses={
+        200: {"model": RecallAnswer}, **routes.REFUSALS, **routes.UNKNOWN,
+        502: {"model": ErrorBody, "description": "the embeddings API refused the query"},
+        503: {"model": ErrorBody, "description": "recall switched off, or the embeddings API unavailable"}})  # fmt: skip
     async def recall_route(request: Request, chat: str) -> Response:
         refused = recall_request.refusal(settings, request.headers)  # the key first: strangers learn nothing
         if refused is not None:
             metrics.requests.labels("unauthorized").inc()
             log.warning("recall refused (401): %s", refused)
-            return _error(401, "unauthorized", "unauthorized", {"WWW-Authenticate": "Bearer"})
+            return routes.error(401, "unauthorized", "unauthorized", {"WWW-Authenticate": "Bearer"})
         try:
             query = recall_request.parse(chat, request.scope["query_string"])
         except recall_request.InvalidQuery as exc:
             metrics.requests.labels("invalid").inc()
-            return _error(422, "invalid_query", exc.reason)
+            return routes.error(422, "invalid_query", exc.reason)
         started = time.perf_counter()
         threshold = settings.recall_min_similarity if query.min_similarity is None else query.min_similarity
         embedder_now: QueryEmbedder | None = request.app.state.embedder
@@ -123,17 +136,17 @@ def create_app(
                                   config=config)  # fmt: skip
         except UnknownChat as exc:
             metrics.requests.labels("unknown_chat").inc()
-            return _error(404, "unknown_chat", str(exc))
+            return routes.error(404, "unknown_chat", str(exc))
         except RecallDisabled as exc:
             metrics.requests.labels("disabled").inc()
-            return _error(503, "recall_disabled", str(exc))
+            return routes.error(503, "recall_disabled", str(exc))
         except TransientError as exc:
             metrics.requests.labels("embeddings_unavailable").inc()
             headers = {"Retry-After": f"{max(1, round(exc.retry_after))}"} if exc.retry_after is not None else None
-            return _error(503, "embeddings_unavailable", str(exc), headers)
+            return routes.error(503, "embeddings_unavailable", str(exc), headers)
         except ModelRejected as exc:
             metrics.requests.labels("embeddings_rejected").inc()
-            return _error(502, "embeddings_rejected", str(exc))
+            return routes.error(502, "embeddings_rejected", str(exc))
         metrics.seconds.observe(time.perf_counter() - started)
         metrics.requests.labels("ok").inc()
         body: dict[str, Any] = {
@@ -142,6 +155,8 @@ def create_app(
             "snippets": [s.to_json() for s in answer.snippets],
         }  # fmt: skip
         return JSONResponse(body)
+
+    routes.install(app, settings, metrics.registry)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -12,7 +12,7 @@ from streams.common.enrichment.cache import CachedResults, Result
 from streams.common.enrichment.events import StageConfig
 from streams.common.enrichment.stage import EnrichmentHandler
 from streams.media.logic import base_mime
-from streams.media.storage import MediaStore
+from runtime.media_storage import MediaStore
 
 STAGE = processes.CAPTION.name
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from contracts import processes
 from contracts.settings import Settings
 from streams.common.records import InputRecord, Output
-from streams.embed.chunking import Chunked, Tokenizer, chunk_text
+from runtime.tokenizer import Tokenizer
+from streams.embed.chunking import Chunked, chunk_text
 from runtime.embedder import BatchingEmbedder
 from streams.embed.logic import Deleted, EmbedConfig, NewText, failed, output, read, removed, replaced, skipped
 

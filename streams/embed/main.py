@@ -23,7 +23,7 @@ from runtime.openai_client import make_openai
 from streams.common.runner import StageParts
 from streams.common.stage import Stage
 from streams.embed.agent import EmbedHandler, config
-from streams.embed.chunking import load_tokenizer
+from runtime.tokenizer import load_tokenizer
 from streams.common.enrichment.bootstrap import policy
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from streams.common.enrichment.stage import MediaGone, Now, read_object, utc_now
 from streams.extract.logic import assemble, pages_for_model, wants
 from streams.extract.pdf import UnreadablePdf, render_page, text_layers
 from streams.extract.reader import PageReader
-from streams.media.storage import MediaStore
+from runtime.media_storage import MediaStore
 
 STAGE = processes.EXTRACT.name
 

@@ -65,7 +65,7 @@ from streams.media.logic import (
 from streams.media.mime import stored_mime
 from streams.media.providers import Downloaded, Fetcher, spool_bytes
 from streams.media.raw_records import RawRecords
-from streams.media.storage import MediaStore, StorageError
+from runtime.media_storage import MediaStore, StorageError
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from streams.media.agent import MediaHandler, MediaMetrics
 from streams.media.pinning import pinned_client
 from streams.media.providers import Fetcher
 from streams.media.raw_records import KafkaRawRecords
-from streams.media.storage import build_store
+from runtime.media_storage import build_store
 
 log = logging.getLogger(__name__)
 

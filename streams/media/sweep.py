@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 import asyncpg
 
 from contracts.settings import Settings
+from runtime.media_storage import MediaStore, build_store
 from streams.common.outputs import KafkaOutputs, OutputWriter
 from streams.media.logic import ExpiredRow, expired, output
-from streams.media.storage import MediaStore, build_store
 
 _LOCK_KEY = 0x6D6D7377656570  # "mmsweep"
 

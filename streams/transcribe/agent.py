@@ -9,7 +9,7 @@ from contracts.settings import Settings
 from streams.common.enrichment.cache import CachedResults, Result
 from streams.common.enrichment.events import StageConfig
 from streams.common.enrichment.stage import EnrichmentHandler
-from streams.media.storage import MediaStore
+from runtime.media_storage import MediaStore
 from streams.transcribe.logic import build, upload_name, wants
 from streams.transcribe.transcriber import Transcriber
 

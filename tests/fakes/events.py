@@ -17,7 +17,7 @@ from contracts.media import MediaStored
 from contracts.raw import RawDelivery
 from streams.common.records import InputRecord
 from streams.media.logic import content_path
-from streams.media.storage import MediaStore
+from runtime.media_storage import MediaStore
 from streams.normalize.agent import outputs_for
 from streams.normalize.logic import NormaliseConfig, normalise
 from tests.fakes.provider_media import FIXTURES, MEDIA, MIME

@@ -22,7 +22,7 @@ from projections.batch import RetryPolicy
 from projections.consumer import running_projector
 from projections.embeddings.main import PROJECTOR
 from projections.embeddings.store import PROJECTION
-from streams.embed.chunking import load_tokenizer
+from runtime.tokenizer import load_tokenizer
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import ThreadedServer
 from tests.fakes.stages import running_stage

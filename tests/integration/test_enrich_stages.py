@@ -23,7 +23,7 @@ from contracts.settings import Settings
 from runtime.kafka import end_offsets, make_producer
 from msgmem.localstack.processes import free_port
 from streams.media.logic import content_path
-from streams.media.storage import LocalMediaStore
+from runtime.media_storage import LocalMediaStore
 from tests.fakes.events import put_fixture, sha256_file, stored_event
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import ThreadedServer

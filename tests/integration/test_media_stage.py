@@ -19,7 +19,7 @@ from contracts.deadletter import DeadLettered
 from contracts.envelope import EventDecodeError
 from contracts.settings import Settings
 from runtime.kafka import end_offsets, make_producer
-from streams.media.storage import LocalMediaStore
+from runtime.media_storage import LocalMediaStore
 from tests.fakes.events import media_message, put_fixture, sha256_file, with_media
 from tests.fakes.provider_media import FakeProviderMedia
 from tests.fakes.server import ThreadedServer

@@ -19,9 +19,9 @@ from contracts import media
 from contracts.media import MediaExpired, MediaStored
 from contracts.settings import Settings
 from runtime.kafka import end_offsets
+from runtime.media_storage import LocalMediaStore
 from streams.common.outputs import KafkaOutputs
 from streams.common.records import Output
-from streams.media.storage import LocalMediaStore
 from streams.media.sweep import SweepReport, sweep_expired
 from tests.fakes.events import put_fixture
 from tests.integration.test_media_projection import media_caught_up, media_projection, publish, ready

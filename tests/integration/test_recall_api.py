@@ -28,7 +28,7 @@ from projections.items import Item
 from projections.messages.store import MessagesWriter
 from projections.recall import recall, search
 from streams.embed.agent import EmbedHandler, config
-from streams.embed.chunking import load_tokenizer
+from runtime.tokenizer import load_tokenizer
 from runtime.embedder import make_embedder
 from runtime.openai_client import make_openai
 from tests.fakes.openai_api import FakeOpenAI
@@ -96,13 +96,13 @@ async def world(settings: Settings, db: asyncpg.Connection) -> AsyncIterator[Wor
 
 
 @contextmanager
-def recall_service(settings: Settings, log_dir: Path) -> Iterator[str]:
+def recall_service(settings: Settings, log_dir: Path, **more_env: str) -> Iterator[str]:
     port = free_port()
     env = {
         "DATABASE_URL": settings.database_url, "OPENAI_BASE_URL": settings.openai_base_url, "RECALL_API_KEY": KEY,
         "RECALL_PORT": str(port), "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
         "OPENAI_API_KEY": settings.openai_api_key.get_secret_value() if settings.openai_api_key else "",
-    }  # fmt: skip
+    } | more_env  # fmt: skip
     child = Child("recall", [sys.executable, "-m", "projections.recall"], ready_pattern="Application startup complete",
                   env=env_with(env), cwd=log_dir, sink=file_sink(log_dir / "recall.log"))  # fmt: skip
     child.start()

@@ -17,7 +17,7 @@ from contracts.raw import RawDelivery
 from contracts.settings import Settings
 from runtime.kafka import end_offsets, make_consumer, make_producer, read_range
 from msgmem.replay import parse_position, replay
-from streams.media.storage import LocalMediaStore
+from runtime.media_storage import LocalMediaStore
 from tests.conftest import FIXTURES
 from tests.fakes.events import media_message as fixture_media_message
 from tests.fakes.events import put_fixture, sha256_file, stored_event

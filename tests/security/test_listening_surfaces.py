@@ -20,7 +20,7 @@ from msgmem.localstack.processes import free_port
 from projections.consumer import running_projector
 from projections.messages.main import PROJECTOR
 from projections.recall.app import create_app as recall_app
-from streams.media.storage import LocalMediaStore
+from runtime.media_storage import LocalMediaStore
 from tests.services import running
 
 pytestmark = pytest.mark.integration
@@ -56,6 +56,15 @@ async def test_recall_refuses_invalid_text_with_422_never_a_500(recall_url: str,
     assert value not in answer.text and httpx.QueryParams(query).get("q", "") not in body["reason"].split(": ")
 
 
+@pytest.mark.parametrize("query", ["q=%00", "q=a%07b", "q=%EF%BF%BE", "q=%ED%A0%80", "q=%FF%FE", "window=0",
+                                   "max_tokens=-1", "k=51"])  # fmt: skip
+async def test_context_refuses_invalid_text_with_422_naming_the_field(recall_url: str, query: str) -> None:
+    async with httpx.AsyncClient(base_url=recall_url) as client:
+        answer = await client.get(f"/chats/{CHAT}/context?{query}", headers={"X-API-Key": KEY})
+    assert answer.status_code == 422 and answer.json()["error"] == "invalid_query"
+    assert query.split("=")[1] not in answer.text
+
+
 @pytest.mark.parametrize("chat", ["chat%00key", "chat%0Akey", "%FFchat"])
 async def test_recall_refuses_an_invalid_chat_key_with_422(recall_url: str, chat: str) -> None:
     async with httpx.AsyncClient(base_url=recall_url) as client:
@@ -63,13 +72,17 @@ async def test_recall_refuses_an_invalid_chat_key_with_422(recall_url: str, chat
     assert answer.status_code == 422 and answer.json()["reason"] == "chat: invalid_characters"
 
 
-@pytest.mark.parametrize("query", ["", "q=%00", "q=ok&k=0", "q=" + "x" * 5000, "q=%FF"])
+@pytest.mark.parametrize("query", ["", "q=%00", "q=ok&k=0", "q=" + "x" * 5000, "q=%FF", "limit=0&cursor=%00"])
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "forged"}, {"Authorization": "Bearer forged"}])
-async def test_recall_checks_the_key_before_the_query(recall_url: str, query: str, headers: dict[str, str]) -> None:
+@pytest.mark.parametrize("path", [f"/chats/{CHAT}/recall", f"/chats/{CHAT}/context", f"/chats/{CHAT}/messages",
+                                  f"/chats/{CHAT}", "/chats", "/chats/%FF"])  # fmt: skip
+async def test_recall_checks_the_key_before_the_query(
+    recall_url: str, path: str, query: str, headers: dict[str, str]
+) -> None:
     """A stranger learns nothing about the parameters: every request without the key is a
-    bare 401, whatever its query, with no reason why."""
+    bare 401, whatever its query, with no reason why (recall and the memory API alike)."""
     async with httpx.AsyncClient(base_url=recall_url) as client:
-        answer = await client.get(f"/chats/{CHAT}/recall?{query}", headers=headers)
+        answer = await client.get(f"{path}?{query}", headers=headers)
     assert answer.status_code == 401
     assert answer.json() == {"error": "unauthorized", "reason": "unauthorized"}
 

@@ -24,7 +24,7 @@ from streams.media.agent import MediaHandler, MediaMetrics
 from streams.media.ids import media_id_problem
 from streams.media.main import http_client
 from streams.media.providers import Fetcher
-from streams.media.storage import LocalMediaStore
+from runtime.media_storage import LocalMediaStore
 from tests.fakes.events import fixture_path, media_message, message_record, with_media
 from tests.fakes.hostile_media import MIB, HostileOrigin, gzip_of_zeros
 from tests.fakes.provider_media import FakeProviderMedia

@@ -20,7 +20,7 @@ from streams.common.records import InputRecord, Output
 from streams.common.runner import RetryPolicy, StageParts
 from streams.common.stage import Stage
 from streams.common.enrichment.cache import CachedResults, CacheMetrics, PostgresResultCache
-from streams.media.storage import MediaStore, build_store
+from runtime.media_storage import MediaStore, build_store
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from streams.common.records import InputRecord, Output
 from runtime.errors import TransientError
 from streams.common.enrichment.cache import CachedResults, CacheKey, Result
 from streams.common.enrichment.events import StageConfig, failed, media_stored, output, skip_reason, skipped
-from streams.media.storage import MediaStore, StorageError
+from runtime.media_storage import MediaStore, StorageError
 
 log = logging.getLogger(__name__)
 

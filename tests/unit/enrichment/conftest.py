@@ -15,7 +15,7 @@ from contracts.settings import Settings
 from msgmem.localstack.http_server import serving
 from streams.common.enrichment.cache import CachedResults, CacheMetrics, MemoryResultCache
 from runtime.openai_client import make_openai
-from streams.media.storage import LocalMediaStore
+from runtime.media_storage import LocalMediaStore
 from tests.fakes.events import put_fixture
 from tests.fakes.openai_api import FakeOpenAI
 

@@ -20,7 +20,7 @@ from runtime.errors import TransientError
 from streams.media.agent import MediaHandler, MediaMetrics
 from streams.media.main import http_client
 from streams.media.providers import Fetcher
-from streams.media.storage import LocalMediaStore
+from runtime.media_storage import LocalMediaStore
 from tests.fakes.events import (
     WEBHOOK_DIRS,
     fixture_path,

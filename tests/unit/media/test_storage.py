@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from msgmem.localstack.http_server import serving
-from streams.media.storage import LocalMediaStore, MediaStore, SupabaseMediaStore, verify_local_signature
+from runtime.media_storage import LocalMediaStore, MediaStore, SupabaseMediaStore, verify_local_signature
 from tests.fakes.supabase_storage import FakeSupabaseStorage
 
 PATH = "ab/cd/abcdef.ogg"

@@ -72,6 +72,19 @@ def sign_local(path: str, expires: int, key: bytes) -> str:
     return hmac.new(key, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
 
+def local_signed_url(url_base: str, path: str, expires: int, key: bytes) -> str:
+    """``{url_base}/{path}?expires=<unix>&signature=<hex>``: what ``verify_local_signature`` accepts."""
+    return f"{url_base.rstrip('/')}/{quote(path)}?expires={expires}&signature={sign_local(path, expires, key)}"
+
+
+def local_file(root: Path, path: str) -> Path:
+    """The file of object ``path`` under ``root``; ``ValueError`` for a path that leaves it (or the staging area)."""
+    target = (root / path).resolve()
+    if root.resolve() not in target.parents or path.startswith(".staging"):
+        raise ValueError(f"object path escapes the store: {path!r}")
+    return target
+
+
 def verify_local_signature(path: str, expires: int, signature: str, key: bytes, *, now: float | None = None) -> bool:
     """True when ``signature`` was made by :func:`sign_local` with ``key`` and has not expired."""
     if (now if now is not None else time.time()) > expires:
@@ -94,10 +107,7 @@ class LocalMediaStore:
         return self.root / ".staging"
 
     def _file(self, path: str) -> Path:
-        target = (self.root / path).resolve()
-        if self.root.resolve() not in target.parents or path.startswith(".staging"):
-            raise ValueError(f"object path escapes the store: {path!r}")
-        return target
+        return local_file(self.root, path)
 
     async def put(self, path: str, source: Path, content_type: str) -> bool:
         return await asyncio.to_thread(self._put, self._file(path), source)
@@ -130,9 +140,7 @@ class LocalMediaStore:
     async def signed_url(self, path: str, expires_in: int) -> str:
         if self._key is None or self._url_base is None:
             return self._file(path).as_uri()
-        expires = int(time.time()) + expires_in
-        signature = sign_local(path, expires, self._key)
-        return f"{self._url_base}/{quote(path)}?expires={expires}&signature={signature}"
+        return local_signed_url(self._url_base, path, int(time.time()) + expires_in, self._key)
 
     async def aclose(self) -> None:
         return None
@@ -154,15 +162,18 @@ class SupabaseMediaStore:
 
     @classmethod
     async def connect(
-        cls, url: str, service_key: str, bucket: str, staging_dir: Path, *, timeout: float = 60.0
-    ) -> "SupabaseMediaStore":
+        cls, url: str, service_key: str, bucket: str, staging_dir: Path, *, timeout: float = 60.0,
+        create_bucket: bool = True,
+    ) -> "SupabaseMediaStore":  # fmt: skip
+        """``create_bucket=False``: a reader (the recall API signs URLs) that must not create the bucket."""
         from supabase import AsyncClientOptions, acreate_client  # only needed when this backend is chosen
 
         http = httpx.AsyncClient(timeout=timeout)
         client = await acreate_client(url, service_key, options=AsyncClientOptions(httpx_client=http))
         store = cls(client, bucket, staging_dir, http)
         try:
-            await store.ensure_bucket()
+            if create_bucket:
+                await store.ensure_bucket()
         except BaseException:
             await http.aclose()
             raise
@@ -255,7 +266,7 @@ def _storage_error(exc: Any) -> Exception:
     return StorageError(f"storage answered {status or 'no status'}: {describe_error(exc)}") if status.startswith("5") or not status else exc
 
 
-async def build_store(settings: Settings) -> MediaStore:
+async def build_store(settings: Settings, *, create_bucket: bool = True) -> MediaStore:
     """The store ``settings`` choose; call from a composition root (it may open a client)."""
     if settings.media_storage == "supabase":
         if not settings.supabase_url or settings.supabase_service_key is None:
@@ -263,6 +274,7 @@ async def build_store(settings: Settings) -> MediaStore:
         return await SupabaseMediaStore.connect(
             settings.supabase_url, settings.supabase_service_key.get_secret_value(), settings.media_bucket,
             settings.state_dir / "media-staging", timeout=settings.media_download_timeout_seconds,
+            create_bucket=create_bucket,
         )
     key = settings.media_signing_key.get_secret_value().encode() if settings.media_signing_key else None
     return LocalMediaStore(settings.media_dir, settings.media_bucket, signing_key=key, url_base=settings.media_local_url_base)

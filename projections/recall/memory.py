@@ -1,0 +1,289 @@
+"""The chat memory for agents, read from the projected tables: chats, pages of messages, and
+an agent's context (``get_context``). The HTTP routes (``projections.recall.app``) and the
+MCP tools (``msgmem.mcp_server``) call these same functions; they only read.
+
+Each function takes an asyncpg pool (with ``projections.embeddings.vectors.register_vector``
+as its ``init``, which recall needs) and parameters already validated by the models of
+``projections.recall.request``. A chat key no chat has is ``UnknownChat``; a cursor that does
+not decode is ``projections.recall.cursor.InvalidCursor``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+from contracts.errors import describe_error
+from contracts.settings import Settings
+from projections.recall import cursor
+from projections.recall.context import WindowMessage, assemble, role_of
+from projections.recall.media_links import MediaLinks
+from projections.recall.models import (
+    ChatDetail, ChatPage, ChatSummary, Consent, ContextAnswer, Counts, Enrichment, MediaObject, Message, MessagePage,
+    Reaction, SemanticUse, ServiceWindow,
+)  # fmt: skip
+from projections.recall.request import MAX_QUERY_CHARS, ChatsQuery, ContextQuery, MessagesQuery
+from projections.recall.search import QueryEmbedder, RecallConfig, RecallDisabled, Snippet, UnknownChat, search
+from runtime.errors import TransientError
+from runtime.openai_client import ModelRejected
+from runtime.tokenizer import load_tokenizer
+
+SERVICE_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    recall: RecallConfig = RecallConfig()
+    redact_deleted: bool = False
+    tokenizer: str = "cl100k_base"
+    window: int = 20
+    max_tokens: int = 4000
+    recall_snippets: int = 8
+    min_similarity: float = 0.3
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "MemoryConfig":
+        return cls(RecallConfig.from_settings(settings), settings.deleted_messages == "redact",
+                   settings.embeddings_tokenizer, settings.context_window_messages, settings.context_max_tokens,
+                   settings.context_recall_snippets, settings.recall_min_similarity)  # fmt: skip
+
+
+# --- chats ------------------------------------------------------------------------------------
+
+_CHAT_COLUMNS = """c.chat_key, c.provider, c.channel_id, c.chat_id, c.contact_phone, c.contact_name, c.is_group,
+c.group_name, c.consent_state, c.consent_changed_at, c.last_message_at, c.last_inbound_at, c.last_outbound_at,
+c.updated_at, c.created_at, c.user_id"""
+
+# $1 provider, $2 channel, $3 phone digits, $4 updated since, $5/$6 cursor (updated_at, chat_key), $7 rows.
+CHATS_SQL = f"""
+select {_CHAT_COLUMNS} from chats c
+where ($1::text is null or c.provider = $1) and ($2::text is null or c.channel_id = $2)
+  and ($3::text is null or c.contact_phone = $3) and ($4::timestamptz is null or c.updated_at >= $4)
+  and ($5::timestamptz is null or (c.updated_at, c.chat_key) < ($5, $6::text))
+order by c.updated_at desc, c.chat_key desc
+limit $7
+"""
+
+CHAT_SQL = f"""
+select {_CHAT_COLUMNS}, s.messages, s.inbound, s.outbound, s.deleted,
+       (select count(*) from chat_media x where x.chat_key = c.chat_key) as media
+from chats c
+cross join lateral (
+    select count(*) as messages, count(*) filter (where m.direction = 'inbound') as inbound,
+           count(*) filter (where m.direction = 'outbound') as outbound,
+           count(*) filter (where m.deleted_at is not null) as deleted
+    from chat_messages m where m.chat_key = c.chat_key
+) s
+where c.chat_key = $1
+"""
+
+
+def _summary(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "chat": r["chat_key"], "provider": r["provider"], "channel_id": r["channel_id"], "chat_id": r["chat_id"],
+        "contact_phone": r["contact_phone"], "contact_name": r["contact_name"], "is_group": r["is_group"],
+        "group_name": r["group_name"], "consent_state": r["consent_state"], "last_message_at": r["last_message_at"],
+        "last_inbound_at": r["last_inbound_at"], "last_outbound_at": r["last_outbound_at"],
+        "updated_at": r["updated_at"],
+    }  # fmt: skip
+
+
+async def list_chats(pool: asyncpg.Pool, query: ChatsQuery) -> ChatPage:
+    """Chats matching the filters, most recently updated first, one page of ``query.limit``."""
+    at, key = cursor.decode(query.cursor, "cursor") if query.cursor else (None, None)
+    rows = await pool.fetch(CHATS_SQL, query.provider, query.channel, query.phone_digits, query.updated_since, at,
+                            key, query.limit + 1)  # fmt: skip
+    page = rows[: query.limit]
+    more = len(rows) > query.limit
+    return ChatPage(chats=[ChatSummary(**_summary(r)) for r in page],
+                    next_cursor=cursor.encode(page[-1]["updated_at"], page[-1]["chat_key"]) if more else None)
+
+
+async def chat_detail(pool: asyncpg.Pool, chat: str, *, now: datetime | None = None) -> ChatDetail:
+    """One chat: consent, the customer-service window (last inbound + 24 h) and message counts."""
+    r = await pool.fetchrow(CHAT_SQL, chat)
+    if r is None:
+        raise UnknownChat()
+    closes = r["last_inbound_at"] + SERVICE_WINDOW if r["last_inbound_at"] else None
+    return ChatDetail(
+        **_summary(r), user_id=r["user_id"], created_at=r["created_at"],
+        consent=Consent(state=r["consent_state"], changed_at=r["consent_changed_at"]),
+        service_window=ServiceWindow(open=closes is not None and (now or datetime.now(UTC)) < closes, closes_at=closes),
+        counts=Counts(messages=r["messages"], inbound=r["inbound"], outbound=r["outbound"], deleted=r["deleted"],
+                      media=r["media"]),
+    )  # fmt: skip
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+_MESSAGE_COLUMNS = """m.id, m.provider_message_id, m.direction, m.origin, m.message_type, m.sender_id, m.sender_name,
+m.provider_timestamp, m.received_at, m.body, m.caption, m.caption_generated, m.transcript, m.extracted_text,
+m.reply_to_provider_message_id, m.forwarded, m.status, m.status_at, m.status_error, m.edited_at, m.deleted_at,
+m.reactions"""
+
+# $1 chat, $2/$3 cursor (provider_timestamp, id) or nulls, $4 rows.
+OLDER_SQL = f"""
+select {_MESSAGE_COLUMNS} from chat_messages m
+where m.chat_key = $1 and ($2::timestamptz is null or (m.provider_timestamp, m.id) < ($2, $3::text))
+order by m.provider_timestamp desc, m.id desc
+limit $4
+"""
+NEWER_SQL = f"""
+select {_MESSAGE_COLUMNS} from chat_messages m
+where m.chat_key = $1 and (m.provider_timestamp, m.id) > ($2, $3::text)
+order by m.provider_timestamp, m.id
+limit $4
+"""
+MEDIA_SQL = "select * from chat_media where message_id = any($1::text[]) order by message_id, id"
+KNOWN_SQL = "select is_group from chats where chat_key = $1"
+
+
+async def list_messages(
+    pool: asyncpg.Pool, chat: str, query: MessagesQuery, links: MediaLinks, *, own_base: str | None = None,
+) -> MessagePage:  # fmt: skip
+    """A page of ``query.limit`` messages (oldest first): the latest, or those before / after a cursor.
+    ``own_base``: the recall service's URL, under which it serves local media."""
+    if await pool.fetchval(KNOWN_SQL, chat) is None:
+        raise UnknownChat()
+    anchor = query.after or query.before
+    at, key = cursor.decode(anchor, "after" if query.after else "before") if anchor else (None, None)
+    rows = await pool.fetch(NEWER_SQL if query.after else OLDER_SQL, chat, at, key, query.limit + 1)
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    if not query.after:
+        rows.reverse()
+    media = await _media(pool, [r["id"] for r in rows], links, own_base)
+    messages = [_message(r, media.get(r["id"], [])) for r in rows]
+    first, last = (messages[0].cursor, messages[-1].cursor) if messages else (anchor, anchor)
+    older, newer = (first if query.after or more else None), (last if query.after and more or query.before else None)
+    return MessagePage(chat=chat, messages=messages, older_cursor=older, newer_cursor=newer)
+
+
+async def _media(pool: asyncpg.Pool, ids: Sequence[str], links: MediaLinks,
+                 own_base: str | None) -> dict[str, list[MediaObject]]:  # fmt: skip
+    out: dict[str, list[MediaObject]] = {}
+    for r in await pool.fetch(MEDIA_SQL, list(ids)) if ids else []:
+        link = await links.link(r["status"], r["path"], own_base)
+        out.setdefault(r["message_id"], []).append(MediaObject(
+            id=r["id"], kind=r["kind"], mime_type=r["mime_type"], size_bytes=r["size_bytes"], filename=r["filename"],
+            duration_seconds=r["duration_seconds"], page_count=r["page_count"], status=r["status"], error=r["error"],
+            stored_at=r["stored_at"], expires_at=r["expires_at"], description=r["caption"], url=link.url,
+            url_expires_at=link.expires_at, url_unavailable=link.unavailable,
+            enrichment=Enrichment(status=r["enrichment_status"], error=r["enrichment_error"], at=r["enrichment_at"],
+                                  transcript_model=r["transcript_model"], caption_model=r["caption_model"],
+                                  extracted_model=r["extracted_model"]),
+        ))  # fmt: skip
+    return out
+
+
+def _reactions(raw: str | None) -> list[Reaction]:
+    """The active reactions (a removal is a tombstone with no emoji), oldest first."""
+    entries = orjson.loads(raw) if raw else {}
+    active = [Reaction(reactor=k, emoji=v["emoji"], name=v.get("name"), at=v["at"]) for k, v in entries.items()
+              if v.get("emoji")]  # fmt: skip
+    return sorted(active, key=lambda x: (x.at, x.reactor))
+
+
+def _message(r: asyncpg.Record, media: list[MediaObject]) -> Message:
+    return Message(
+        id=r["id"], cursor=cursor.encode(r["provider_timestamp"], r["id"]), provider_message_id=r["provider_message_id"],
+        direction=r["direction"], origin=r["origin"], role=role_of(r["origin"], r["direction"]), type=r["message_type"],
+        sender_id=r["sender_id"], sender_name=r["sender_name"], occurred_at=r["provider_timestamp"],
+        received_at=r["received_at"], body=r["body"], caption=r["caption"], caption_generated=r["caption_generated"],
+        transcript=r["transcript"], extracted_text=r["extracted_text"],
+        reply_to_provider_message_id=r["reply_to_provider_message_id"], forwarded=r["forwarded"], status=r["status"],
+        status_at=r["status_at"], status_error=r["status_error"], edited_at=r["edited_at"], deleted_at=r["deleted_at"],
+        reactions=_reactions(r["reactions"]), media=media,
+    )  # fmt: skip
+
+
+# --- an agent's context -----------------------------------------------------------------------
+
+# $1 chat, $2 leave out deleted messages (DELETED_MESSAGES=redact), $3 rows.
+WINDOW_SQL = """
+select m.id, m.provider_timestamp, m.origin, m.direction, m.message_type, m.sender_id, m.sender_name, m.body,
+       m.caption, m.caption_generated, m.transcript, m.extracted_text, m.edited_at, m.deleted_at,
+       x.caption as description, x.filename
+from chat_messages m
+left join lateral (
+    select d.caption, d.filename from chat_media d where d.message_id = m.id order by d.id limit 1
+) x on true
+where m.chat_key = $1 and not ($2::boolean and m.deleted_at is not null)
+order by m.provider_timestamp desc, m.id desc
+limit $3
+"""
+
+# What the contact said last: typed text, else a voice note's transcript, else their own caption.
+_CONTACT_TEXT = "coalesce(m.body, m.transcript, case when not m.caption_generated then m.caption end)"
+LATEST_INBOUND_SQL = f"""
+select {_CONTACT_TEXT} from chat_messages m
+where m.chat_key = $1 and m.direction = 'inbound' and m.deleted_at is null and {_CONTACT_TEXT} is not null
+order by m.provider_timestamp desc, m.id desc
+limit 1
+"""
+
+
+async def get_context(
+    pool: asyncpg.Pool, embedder: QueryEmbedder | None, chat: str, query: ContextQuery = ContextQuery(),
+    config: MemoryConfig = MemoryConfig(),
+) -> ContextAnswer:  # fmt: skip
+    """An agent's context for ``chat``: recall snippets for ``query.q`` (default: the contact's
+    latest inbound text) that are not in the window, then the last ``query.window`` messages,
+    in OpenAI chat-message format within ``query.max_tokens`` (``projections.recall.context``).
+
+    Recall that cannot embed the query (the API down or refusing) falls back to exact words and
+    ``semantic`` says why; recall switched off gives no snippets, with the setting named.
+    """
+    is_group = await pool.fetchval(KNOWN_SQL, chat)
+    if is_group is None:
+        raise UnknownChat()
+    size = query.window or config.window
+    budget = query.max_tokens or config.max_tokens
+    k = config.recall_snippets if query.k is None else query.k
+    rows = await pool.fetch(WINDOW_SQL, chat, config.redact_deleted, size)
+    window = [_window_message(r) for r in reversed(rows)]
+    text, source = query.q, "given" if query.q else None
+    if text is None:
+        latest = await pool.fetchval(LATEST_INBOUND_SQL, chat)
+        text, source = (latest[:MAX_QUERY_CHARS], "latest_inbound") if latest else (None, None)
+    snippets, semantic = await _recall(pool, embedder, chat, text, k, {m.message_id for m in window}, config)
+    assembled = assemble(window, snippets, load_tokenizer(config.tokenizer), budget, is_group=is_group)
+    return ContextAnswer(
+        chat=chat, query=text, query_source=source, max_tokens=budget, window=size, tokens=assembled.tokens,
+        tokenizer=config.tokenizer, recall_included=assembled.recall_count > 0, recall_count=assembled.recall_count,
+        window_count=assembled.window_count, trimmed=assembled.trimmed, semantic=semantic,
+        messages=assembled.messages,
+    )  # fmt: skip
+
+
+async def _recall(
+    pool: asyncpg.Pool, embedder: QueryEmbedder | None, chat: str, text: str | None, k: int, in_window: set[str],
+    config: MemoryConfig,
+) -> tuple[list[Snippet], SemanticUse]:  # fmt: skip
+    if not text or k == 0:
+        return [], SemanticUse(used=False, reason="no recall asked (k=0)" if text else "nothing to recall for")
+    wanted = k + len(in_window)  # snippets of window messages are left out
+    try:
+        answer = await search(pool, embedder, chat, text, wanted, config.min_similarity, config=config.recall)
+    except RecallDisabled as exc:
+        return [], SemanticUse(used=False, reason=str(exc))
+    except (TransientError, ModelRejected) as exc:
+        words_only = replace(config.recall, without_embedder=f"the query could not be embedded ({describe_error(exc)})")
+        answer = await search(pool, None, chat, text, wanted, config.min_similarity, config=words_only)
+    snippets = [s for s in answer.snippets if s.message_id not in in_window][:k]
+    return snippets, SemanticUse(used=answer.semantic.used, reason=answer.semantic.reason)
+
+
+def _window_message(r: asyncpg.Record) -> WindowMessage:
+    return WindowMessage(
+        message_id=r["id"], occurred_at=r["provider_timestamp"], origin=r["origin"], direction=r["direction"],
+        message_type=r["message_type"], sender_id=r["sender_id"], sender_name=r["sender_name"], body=r["body"],
+        caption=r["caption"], caption_generated=r["caption_generated"], transcript=r["transcript"],
+        extracted_text=r["extracted_text"], description=r["description"], filename=r["filename"],
+        edited=r["edited_at"] is not None, deleted=r["deleted_at"] is not None,
+    )  # fmt: skip
