@@ -328,12 +328,7 @@ def configure_logging(
     global _installed
     levelno = level if isinstance(level, int) else logging.getLevelNamesMapping()[level.upper()]
     root = logging.getLogger()
-    if _installed is not None:
-        old, old_quiet, old_ticker = _installed
-        root.removeHandler(old)
-        atexit.unregister(old_quiet.tick)
-        if old_ticker is not None:
-            old_ticker.stop()
+    reset_logging()
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(PrivateFormatter(FORMAT))
     if libraries is not None:
@@ -352,6 +347,19 @@ def configure_logging(
     _installed = (handler, quiet, _Ticker(quiet, 1.0) if ticker else None)
     atexit.register(quiet.tick, final=True)
     return quiet
+
+
+def reset_logging() -> None:
+    """Remove what ``configure_logging`` installed: its handler, its ticker and its summary at
+    exit (a test run's captured stream is closed by then)."""
+    global _installed
+    if _installed is not None:
+        handler, quiet, ticker = _installed
+        logging.getLogger().removeHandler(handler)
+        atexit.unregister(quiet.tick)
+        if ticker is not None:
+            ticker.stop()
+        _installed = None
 
 
 def process_settings() -> Settings:

@@ -12,6 +12,7 @@ import pytest
 from contracts.settings import Settings
 from msgmem.localstack.stack import Stack, start_stack
 from runtime.kafka import delete_topics, ensure_topics
+from runtime.logging_setup import reset_logging
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -23,6 +24,12 @@ PROJECTED_TABLES = (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--reverse", action="store_true", help="run the collected tests in reverse order")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Logging configured by an in-process service (ingest's app) would write its last
+    summaries at exit to pytest's capture stream, closed by then."""
+    reset_logging()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
