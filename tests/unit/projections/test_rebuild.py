@@ -47,6 +47,15 @@ def test_partitions_are_shared_by_events_not_by_count() -> None:
     assert split(start, {tp(3): 10}, 1) == [[tp(3)]]
 
 
+def test_a_partition_number_goes_to_one_worker_with_every_topic() -> None:
+    """A chat is on the same partition number of every topic: its media and results meet."""
+    media, captions = (lambda p: TopicPartition("wa.media", p)), (lambda p: TopicPartition("wa.captions", p))
+    goal = {media(0): 500, media(1): 300, media(2): 100, captions(0): 10, captions(1): 100, captions(2): 350}
+    groups = split({}, goal, 2)
+    assert groups == [[media(0), captions(0)], [media(2), captions(2), media(1), captions(1)]]
+    assert split({media(0): 500}, goal, 3) == [[media(2), captions(2)], [media(1), captions(1)], [captions(0)]]
+
+
 def _comparison(table: str, live: int, rebuilt: int, **kw: Any) -> TableComparison:
     return TableComparison(table, Checksum(live, f"{live:016x}"), Checksum(rebuilt, f"{rebuilt:016x}"), **kw)
 
