@@ -6,9 +6,10 @@ the same offsets. Everything below happens in one transaction on the rebuild's c
 0. the shadow tables, exclusively: nobody else uses them but autovacuum, which freshly loaded
    tables attract and which gives way to a waiting lock only after ``deadlock_timeout`` (1 s);
    waited for here, that second is not spent later with readers waiting;
-1. the advisory locks the live store takes per (projection, topic, partition): a live batch in
-   flight commits first, the next one waits, so the live offsets stop moving; then the locks
-   other writers of these tables take first (``RebuildTarget.swap_locks``), in their order;
+1. the advisory locks the live store takes per (projection, topic, partition), in its order
+   (topics sorted): a live batch in flight commits first, the next one waits, so the live
+   offsets stop moving; then the locks other writers of these tables take first
+   (``RebuildTarget.swap_locks``), in their order;
 2. ``LOCK ... IN SHARE MODE`` on the live tables: any other writer waits too, readers do not;
 3. the shadow catches up to the live projector's stored offsets (usually a batch or two) and
    settles (``RebuildTarget.settle``);
@@ -117,7 +118,7 @@ async def _pause_writers(conn: asyncpg.Connection, target: RebuildTarget, lay: L
     """The live store's advisory locks, the other writers' (``swap_locks``), then SHARE on the tables."""
     try:
         await conn.execute(f"set local lock_timeout = '{SHARE_LOCK_TIMEOUT}'")
-        for topic in target.topics:
+        for topic in sorted(target.topics):  # the live store's order (``projections.postgres._by_topic``)
             parts = sorted(tp.partition for tp in loader.positions if tp.topic == topic)
             await conn.execute(_LOCK, f"{target.name}/{topic}", parts)
         await target.swap_locks(conn)
