@@ -15,10 +15,12 @@ the same offsets. Everything below happens in one transaction on the rebuild's c
    settles (``RebuildTarget.settle``);
 4. both sides are checksummed, the live tables on a second connection at the same time (SHARE
    lets it read them, and nothing can change them);
-5. if the swap goes ahead: ``ACCESS EXCLUSIVE`` (readers wait from here), offsets the rebuild
-   went past the live projector stored for it, triggers and publications carried over, the
-   live tables moved out of their schema and the shadow tables in, under the same names
-   (catalog changes only: the replaced tables are dropped after the commit).
+5. if the swap goes ahead: what the projection writes outside its tables is brought in line
+   (``RebuildTarget.on_swap``: the media projection's text in chat_messages), then
+   ``ACCESS EXCLUSIVE`` (readers wait from here), offsets the rebuild went past the live
+   projector stored for it, triggers and publications carried over, the live tables moved
+   out of their schema and the shadow tables in, under the same names (catalog changes
+   only: the replaced tables are dropped after the commit).
 
 Readers never see a partial table: before the commit they read the old tables, after it the
 new ones, complete and indexed. A statement that was waiting for the lock looks its table up
@@ -99,6 +101,8 @@ async def compare_and_swap(
         if not swap:
             outcome.writers_paused = time.perf_counter() - locked
             return outcome
+        if target.on_swap is not None and (note := await target.on_swap(conn)):
+            outcome.reason += f"; {note}"
         exclusive = time.perf_counter()
         await _lock_exclusively(conn, lay)
         exclusive_at = time.perf_counter()

@@ -23,18 +23,31 @@ def tp(p: int) -> TopicPartition:
     return TopicPartition("wa.messages", p)
 
 
-@pytest.mark.parametrize(
-    "names", [None, [], ["messages"], ["chat_messages"], ["chats"], ["chats,chat_message_pending"]]
-)
-def test_any_table_of_a_projection_selects_the_whole_projection(names: list[str] | None) -> None:
-    [target] = resolve(SETTINGS, names)
-    tables = ("chats", "chat_messages", "chat_message_pending", "chat_message_versions")
-    assert (target.name, target.tables) == ("chat_messages", tables)
+MESSAGES = ("chat_messages", ("chats", "chat_messages", "chat_message_pending", "chat_message_versions"))
+MEDIA = ("chat_media", ("chat_media",))
+
+
+@pytest.mark.parametrize(("names", "chosen"), [
+    (None, [MESSAGES, MEDIA]), ([], [MESSAGES, MEDIA]),
+    (["messages"], [MESSAGES]), (["chat_messages"], [MESSAGES]), (["chats"], [MESSAGES]),
+    (["chats,chat_message_pending"], [MESSAGES]), (["media"], [MEDIA]), (["chat_media"], [MEDIA]),
+    (["media", "chats"], [MESSAGES, MEDIA]),
+])  # fmt: skip
+def test_any_table_of_a_projection_selects_the_whole_projection(
+    names: list[str] | None, chosen: list[tuple[str, tuple[str, ...]]]
+) -> None:
+    assert [(t.name, t.tables) for t in resolve(SETTINGS, names)] == chosen
+
+
+def test_each_projection_reads_what_its_live_projector_reads() -> None:
+    topics = {t.name: t.topics for t in resolve(SETTINGS, None)}
+    assert topics == {"chat_messages": ("wa.messages",),
+                      "chat_media": ("wa.media", "wa.transcripts", "wa.captions", "wa.documents")}  # fmt: skip
 
 
 def test_an_unknown_table_is_refused_with_the_known_names() -> None:
-    with pytest.raises(RebuildError, match="nothing rebuilds chat_media, nope; known: .*chat_messages"):
-        resolve(SETTINGS, ["nope", "chat_media"])
+    with pytest.raises(RebuildError, match="nothing rebuilds nope, wa.media; known: .*chat_media.*chat_messages"):
+        resolve(SETTINGS, ["nope", "chat_media", "wa.media"])
 
 
 def test_partitions_are_shared_by_events_not_by_count() -> None:
