@@ -104,7 +104,7 @@ async def _rebuild(settings: Settings, target: RebuildTarget, *, progress: bool,
         shadow, defined = await plan(admin, lay), await definition(admin, lay)
         compared = {t: await columns(admin, lay.live_q(t), target.clock_columns) for t in target.tables}
         await create_shadow_schema(admin, lay)
-        conn = await connect(settings, lay.shadow)
+        conn = await connect(settings, lay.shadow, target)
         for statement in shadow.create:
             await conn.execute(statement)
 

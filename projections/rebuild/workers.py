@@ -142,14 +142,14 @@ class _Channel:
 
 
 async def _load(job: Job, channel: _Channel) -> tuple[dict[TopicPartition, int], LoadStats]:
-    conn = await connect(job.settings, job.shadow)
+    target = PROJECTIONS[job.target](job.settings)
+    conn = await connect(job.settings, job.shadow, target)
     consumer = make_consumer(job.settings, group_id=None)
     await consumer.start()
     await asyncio.sleep(0)  # aiokafka cannot stop a group-less consumer whose coordinator never ran
     try:
         consumer.assign(list(job.goal))
-        loader = ShadowLoader(PROJECTIONS[job.target](job.settings), conn, consumer, job.start,
-                              batch_size=job.batch_size)  # fmt: skip
+        loader = ShadowLoader(target, conn, consumer, job.start, batch_size=job.batch_size)
         await loader.run_to(job.goal, channel)
         return loader.positions, loader.stats
     finally:

@@ -179,7 +179,7 @@ async def test_a_corrupted_live_row_is_reported_and_swaps_follow_the_flags(
 
     repaired = await rebuild(settings, None, progress=False)  # every projection: only chat_messages differs
     assert [(p.projection, p.swapped, p.match) for p in repaired.projections] == [
-        ("chat_messages", True, False), ("chat_media", True, True)]
+        ("chat_messages", True, False), ("chat_media", True, True), ("message_embeddings", True, True)]
     assert repaired.exit_code == 0
     assert await db.fetchval("select body from chat_messages where id = $1", dana.mid("m1")) == "reply 1"
     assert await db.fetchval("select count(*) from chat_messages where id = $1", dana.mid("m2")) == 1

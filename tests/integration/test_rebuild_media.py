@@ -139,4 +139,4 @@ async def test_chat_messages_text_from_media_is_the_same_whichever_projection_is
         report = await rebuild(settings, names, progress=False)
         assert all(p.swapped and p.match for p in report.projections), report
         assert await table_rows(db, TABLES) == truth
-    assert [p.projection for p in report.projections] == ["chat_messages", "chat_media"]
+    assert [p.projection for p in report.projections] == ["chat_messages", "chat_media", "message_embeddings"]

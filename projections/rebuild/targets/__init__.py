@@ -2,7 +2,8 @@
 
 A projection's tables are rebuilt and swapped together because they only make sense
 together: chat_messages references chats, chat_message_pending holds what chat_messages
-is still waiting for, and chat_message_versions the history of its texts. ``--tables`` therefore
+is still waiting for, and chat_message_versions the history of its texts; message_embeddings
+goes with the versions and tombstones that decide what it holds. ``--tables`` therefore
 accepts a projection name or any of its tables and selects the whole projection.
 
 Each projection is a module here with one factory in ``PROJECTIONS``: its topics, its tables
@@ -18,12 +19,15 @@ from collections.abc import Callable, Sequence
 
 from contracts.settings import Settings
 from projections.rebuild.targets.base import RebuildError, RebuildTarget
+from projections.rebuild.targets.embeddings import embeddings_target
 from projections.rebuild.targets.media import media_target
 from projections.rebuild.targets.messages import messages_target
 
 __all__ = ["PROJECTIONS", "RebuildError", "RebuildTarget", "resolve"]
 
-PROJECTIONS: dict[str, Callable[[Settings], RebuildTarget]] = {"messages": messages_target, "media": media_target}
+PROJECTIONS: dict[str, Callable[[Settings], RebuildTarget]] = {
+    "messages": messages_target, "media": media_target, "embeddings": embeddings_target,
+}  # fmt: skip
 
 
 def resolve(settings: Settings, names: Sequence[str] | None) -> list[RebuildTarget]:

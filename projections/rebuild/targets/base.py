@@ -36,7 +36,8 @@ class RebuildTarget:
     under ``swap_locks``: the locks the other writers of these tables take before the tables' own.
     ``on_swap`` runs in the swap transaction once the swap is decided, just before it: what the
     projection writes outside its own tables is made to agree with the tables going live; it
-    returns a line for the report, or None.
+    returns a line for the report, or None. ``init`` prepares each of the rebuild's connections
+    (codecs), as the live projector's pool does.
     """
 
     key: str
@@ -50,3 +51,4 @@ class RebuildTarget:
     settle: Callable[[asyncpg.Connection], Awaitable[None]] = _nothing
     swap_locks: Callable[[asyncpg.Connection], Awaitable[None]] = _nothing
     on_swap: Callable[[asyncpg.Connection], Awaitable[str | None]] | None = None
+    init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None

@@ -25,13 +25,14 @@ def tp(p: int) -> TopicPartition:
 
 MESSAGES = ("chat_messages", ("chats", "chat_messages", "chat_message_pending", "chat_message_versions"))
 MEDIA = ("chat_media", ("chat_media",))
+EMBEDDINGS = ("message_embeddings", ("message_embeddings", "message_embedding_sources", "message_embedding_deletions"))
 
 
 @pytest.mark.parametrize(("names", "chosen"), [
-    (None, [MESSAGES, MEDIA]), ([], [MESSAGES, MEDIA]),
+    (None, [MESSAGES, MEDIA, EMBEDDINGS]), ([], [MESSAGES, MEDIA, EMBEDDINGS]),
     (["messages"], [MESSAGES]), (["chat_messages"], [MESSAGES]), (["chats"], [MESSAGES]),
     (["chats,chat_message_pending"], [MESSAGES]), (["media"], [MEDIA]), (["chat_media"], [MEDIA]),
-    (["media", "chats"], [MESSAGES, MEDIA]),
+    (["message_embedding_deletions"], [EMBEDDINGS]), (["embeddings", "chats"], [MESSAGES, EMBEDDINGS]),
 ])  # fmt: skip
 def test_any_table_of_a_projection_selects_the_whole_projection(
     names: list[str] | None, chosen: list[tuple[str, tuple[str, ...]]]
@@ -41,7 +42,7 @@ def test_any_table_of_a_projection_selects_the_whole_projection(
 
 def test_each_projection_reads_what_its_live_projector_reads() -> None:
     topics = {t.name: t.topics for t in resolve(SETTINGS, None)}
-    assert topics == {"chat_messages": ("wa.messages",),
+    assert topics == {"chat_messages": ("wa.messages",), "message_embeddings": ("wa.embeddings",),
                       "chat_media": ("wa.media", "wa.transcripts", "wa.captions", "wa.documents")}  # fmt: skip
 
 
