@@ -37,7 +37,8 @@ class RebuildTarget:
     ``on_swap`` runs in the swap transaction once the swap is decided, just before it: what the
     projection writes outside its own tables is made to agree with the tables going live; it
     returns a line for the report, or None. ``init`` prepares each of the rebuild's connections
-    (codecs), as the live projector's pool does.
+    (codecs), as the live projector's pool does. ``index_memory`` says how many bytes the index
+    builds after the load want in ``maintenance_work_mem`` (``projections.rebuild.indexes``).
     """
 
     key: str
@@ -52,3 +53,4 @@ class RebuildTarget:
     swap_locks: Callable[[asyncpg.Connection], Awaitable[None]] = _nothing
     on_swap: Callable[[asyncpg.Connection], Awaitable[str | None]] | None = None
     init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+    index_memory: Callable[[asyncpg.Connection], Awaitable[int]] | None = None

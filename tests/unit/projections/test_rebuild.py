@@ -11,6 +11,7 @@ from aiokafka import TopicPartition
 from contracts.settings import Settings
 from projections.rebuild.run import _decision
 from projections.rebuild.compare import Checksum, RowDifference, TableComparison
+from projections.rebuild.indexes import memory_mb
 from projections.rebuild.plan import _retarget
 from projections.rebuild.report import ProjectionReport, RebuildReport, render
 from projections.rebuild.targets import RebuildError, resolve
@@ -111,3 +112,10 @@ def test_definitions_are_moved_to_the_shadow_table_once() -> None:
     assert moved.endswith("WHERE (x ON public.chats USING y)")
     with pytest.raises(RebuildError):
         _retarget(definition, " ON public.other USING ", " ON s.other USING ")
+
+
+def test_an_index_build_gets_the_memory_it_wants_within_bounds() -> None:
+    assert memory_mb(0, 2048) == memory_mb(100 * 2**20, 2048) == 256  # the rebuild's usual
+    assert memory_mb(700 * 2**20 + 1, 2048) == 701
+    assert memory_mb(9 * 2**30, 2048) == 2048
+    assert memory_mb(9 * 2**30, 64) == 256
