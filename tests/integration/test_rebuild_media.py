@@ -109,9 +109,11 @@ async def test_a_media_rebuild_equals_the_live_table_and_is_swapped_in_while_bot
         assert row["caption"] == "A cracked screen."
 
 
+@pytest.mark.parametrize("deleted", ["keep", "redact"])
 async def test_chat_messages_text_from_media_is_the_same_whichever_projection_is_rebuilt(
-    settings: Settings, db: asyncpg.Connection
+    settings: Settings, db: asyncpg.Connection, deleted: str
 ) -> None:
+    settings = settings.model_copy(update={"deleted_messages": deleted})  # the projectors' and the rebuild's
     w = Workload(channel())
     async with projector(settings), media_projection(settings):
         await w.feed(settings, db)
@@ -119,9 +121,11 @@ async def test_chat_messages_text_from_media_is_the_same_whichever_projection_is
     # chat_media lost a caption; chat_messages holds texts no chat_media row backs
     await db.execute("update chat_media set caption = null, caption_model = null, caption_at = null where id = $1",
                      w.photo.media_id)  # fmt: skip
-    await db.execute("update chat_messages set transcript = 'stale' where id = $1", w.voice.message_id)
+    await db.execute("update chat_messages set transcript = 'stale' where id = $1", w.unset.message_id)
     await db.execute("update chat_messages set extracted_text = 'not backed' where id = $1", w.chat.mid("t1"))
     tampered = await table_rows(db, TABLES)
+    voice = by_id(truth["chat_messages"])[w.voice.message_id]  # deleted: redacted, its text never copied again
+    assert voice["transcript"] == (None if deleted == "redact" else "Hi, this is Dana!")
 
     dry = only(await rebuild(settings, ["chat_media"], progress=False, dry_run=True))
     [c] = dry.comparisons
