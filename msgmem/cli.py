@@ -187,11 +187,14 @@ def _cmd_media(settings: Settings, _args: argparse.Namespace) -> int:
 def _args_projections(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("rebuild",))
     parser.add_argument("--tables", action="append", default=[],
-                        help="projection or any of its tables; repeatable or comma-separated; default: all")
+                        help="a projection (messages, media, embeddings) or any of its tables; repeatable or "
+                             "comma-separated; default: all")
     parser.add_argument("--dry-run", action="store_true", help="build and compare, swap nothing")
     parser.add_argument("--require-match", action="store_true", help="swap only if every table matches")
     parser.add_argument("--batch-size", type=int, default=20_000)
     parser.add_argument("--workers", type=int, help="load processes (default: one per core, at most 4)")
+    parser.add_argument("--index-memory", type=int, default=2048, metavar="MB",
+                        help="most maintenance_work_mem an index build gets (an HNSW graph is built in memory)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--json", action="store_true")
 
@@ -205,6 +208,7 @@ def _cmd_projections(settings: Settings, args: argparse.Namespace) -> int:
         report = asyncio.run(rebuild(
             settings, args.tables or None, not args.no_progress, dry_run=args.dry_run,
             require_match=args.require_match, batch_size=args.batch_size, workers=args.workers,
+            index_memory_mb=args.index_memory,
         ))
     except RebuildError as exc:
         print(f"error: {exc}", file=sys.stderr)

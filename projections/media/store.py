@@ -32,8 +32,14 @@ class MediaWriter:
         if not ops.rows:
             return
         await handoff.lock_messages(conn, ops.message_ids)
-        await conn.execute(sql.UPSERT_MEDIA, *_columns(ops))
+        await write_media(conn, ops)
         await handoff.copy_text(conn, ops.messages_with_text, redact_deleted=self._redact)
+
+
+async def write_media(conn: asyncpg.Connection, ops: MediaOps) -> None:
+    """Everything a batch writes to chat_media, none of the handoff around it: all a rebuild's
+    shadow chat_media takes (``projections.rebuild.targets.media``)."""
+    await conn.execute(sql.UPSERT_MEDIA, *_columns(ops))
 
 
 def _columns(ops: MediaOps) -> list[list[Any]]:

@@ -5,7 +5,8 @@ A table's checksum is the sum of a 64-bit hash per row, over every column but th
 string of every row (a million messages with their raw events pass Postgres' 1 GB limit),
 while a sum needs neither, and per-row hashes joined on the primary key say which rows differ.
 Rows are hashed with ``hash_record_extended`` (no text rendering, ~3x faster than md5 of the
-row text); columns of a type without a hash function (pgvector's ``vector``) are hashed as text.
+row text); a column of a type without a hash function (pgvector's ``vector``, ``tsvector``) is
+hashed in its binary send form (a 1536-float vector: ~4x faster than as text), else as text.
 
 Only when the checksums differ is the slower full join run, to count rows missing on either
 side or changed, and to name the columns that differ in a few sample rows.
@@ -75,7 +76,10 @@ async def columns(conn: asyncpg.Connection, table: str, clocks: frozenset[str]) 
                exists (select 1 from pg_opclass o join pg_am m on m.oid = o.opcmethod
                        where m.amname = 'hash' and o.opcdefault and o.opcintype = a.atttypid) as hashable,
                a.attnum = any(coalesce((select conkey from pg_constraint
-                                        where conrelid = a.attrelid and contype = 'p'), '{}')) as in_key
+                                        where conrelid = a.attrelid and contype = 'p'), '{}')) as in_key,
+               (select quote_ident(n.nspname) || '.' || quote_ident(p.proname) from pg_type y
+                join pg_proc p on p.oid = y.typsend join pg_namespace n on n.oid = p.pronamespace
+                where y.oid = a.atttypid) as send
         from pg_attribute a where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped
         order by a.attnum
         """, table,
@@ -84,8 +88,14 @@ async def columns(conn: asyncpg.Connection, table: str, clocks: frozenset[str]) 
     key = tuple((r["attname"], r["type"]) for r in rows if r["in_key"])
     if not key:
         raise ValueError(f"{table} has no primary key to compare rows by")
-    hashed = tuple(f"t.{qi(r['attname'])}" + ("" if r["hashable"] else "::text") for r in compared)
+    hashed = tuple(_hashed(f"t.{qi(r['attname'])}", r["hashable"], r["send"]) for r in compared)
     return Columns(tuple(r["attname"] for r in compared), hashed, key)
+
+
+def _hashed(column: str, hashable: bool, send: str | None) -> str:
+    if hashable:
+        return column
+    return f"{send}({column})" if send else f"{column}::text"
 
 
 async def checksum(conn: asyncpg.Connection, table: str, cols: Columns) -> Checksum:

@@ -49,9 +49,11 @@ class Advance(Protocol):
     def advance(self, n: int = 1) -> None: ...
 
 
-async def connect(settings: Settings, shadow: str | None = None) -> asyncpg.Connection:
+async def connect(settings: Settings, shadow: str | None = None, target: RebuildTarget | None = None
+                  ) -> asyncpg.Connection:  # fmt: skip
     """A connection for the rebuild; with ``shadow``, that schema comes first on its search_path,
-    so the projection's unqualified SQL writes the shadow tables.
+    so the projection's unqualified SQL writes the shadow tables; with ``target``, prepared as
+    its live projector prepares its own (``RebuildTarget.init``).
 
     No statement or idle timeouts: an index build takes minutes on a big table, and the swap's
     transaction waits on Kafka reads between statements.
@@ -64,6 +66,8 @@ async def connect(settings: Settings, shadow: str | None = None) -> asyncpg.Conn
     if shadow is not None:
         await conn.execute("select set_config('search_path', $1 || ', ' || current_setting('search_path'), false)",
                            qi(shadow))  # fmt: skip
+    if target is not None and target.init is not None:
+        await target.init(conn)
     return conn
 
 

@@ -7,8 +7,8 @@ For each projection chosen (``--tables``; see ``projections.rebuild.targets``):
    topics to their end offsets as of now, with the live projector's own decode, fold and SQL,
    in large pipelined batches (``projections.rebuild.load``), by one worker process per core
    (``projections.rebuild.workers``);
-2. the indexes and foreign keys left out for the load are built, RLS, policies, grants and
-   owner copied, statistics gathered;
+2. the indexes and foreign keys left out for the load are built, with the memory they need
+   (``projections.rebuild.indexes``), RLS, policies, grants and owner copied, statistics gathered;
 3. the shadow follows the live projector without any lock until the gap is small (if the live
    projector is behind the rebuild, it is given ``live_patience`` seconds to catch up);
 4. in one transaction, live writes paused and reads not: catch up to the live offsets, compare
@@ -43,6 +43,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from contracts.settings import Settings
 from runtime.kafka import make_consumer, partitions_of
 from runtime.progress import Progress
+from projections.rebuild import indexes
 from projections.rebuild.compare import TableComparison, columns
 from projections.rebuild.ddl import (
     Layout, create_shadow_schema, definition, dependents, drop_replaced, drop_shadow_schema, layout,
@@ -63,14 +64,15 @@ MAX_WORKERS = 4
 async def rebuild(
     settings: Settings, tables: Sequence[str] | None = None, progress: bool = True, *, dry_run: bool = False,
     require_match: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, workers: int | None = None,
-    live_patience: float = 5.0,
+    live_patience: float = 5.0, index_memory_mb: int = indexes.DEFAULT_CAP_MB,
 ) -> RebuildReport:  # fmt: skip
     """Rebuild the projections owning ``tables`` (all when None) and swap them in.
 
     ``dry_run``: build and compare, swap nothing. ``require_match``: swap only when every table
     matches. ``workers``: load processes (default: one per core, at most 4; 1 loads in this
-    process). Raises ``RebuildError`` when the rebuild cannot start or swap; the live tables
-    are then untouched.
+    process). ``index_memory_mb``: the most maintenance_work_mem an index build gets
+    (``projections.rebuild.indexes``). Raises ``RebuildError`` when the rebuild cannot start or
+    swap; the live tables are then untouched.
     """
     if settings.database_is_transaction_pooler:
         raise RebuildError("rebuild needs a session connection: DATABASE_URL points at the transaction pooler")
@@ -79,12 +81,13 @@ async def rebuild(
         reports.append(await _rebuild(settings, target, progress=progress, dry_run=dry_run,
                                       require_match=require_match, batch_size=batch_size,
                                       workers=workers or min(os.cpu_count() or 1, MAX_WORKERS),
-                                      live_patience=live_patience))  # fmt: skip
+                                      live_patience=live_patience, index_memory_mb=index_memory_mb))  # fmt: skip
     return RebuildReport(reports, dry_run=dry_run, require_match=require_match)
 
 
 async def _rebuild(settings: Settings, target: RebuildTarget, *, progress: bool, dry_run: bool, require_match: bool,
-                   batch_size: int, workers: int, live_patience: float) -> ProjectionReport:  # fmt: skip
+                   batch_size: int, workers: int, live_patience: float, index_memory_mb: int
+                   ) -> ProjectionReport:  # fmt: skip
     report = ProjectionReport(target.name, target.tables)
     started = time.perf_counter()
     admin = await connect(settings)
@@ -104,7 +107,7 @@ async def _rebuild(settings: Settings, target: RebuildTarget, *, progress: bool,
         shadow, defined = await plan(admin, lay), await definition(admin, lay)
         compared = {t: await columns(admin, lay.live_q(t), target.clock_columns) for t in target.tables}
         await create_shadow_schema(admin, lay)
-        conn = await connect(settings, lay.shadow)
+        conn = await connect(settings, lay.shadow, target)
         for statement in shadow.create:
             await conn.execute(statement)
 
@@ -123,8 +126,7 @@ async def _rebuild(settings: Settings, target: RebuildTarget, *, progress: bool,
 
         _say(progress, "building indexes and copying privileges")
         with _timed(report.phases, "index"):
-            for statement in shadow.after_load:
-                await conn.execute(statement)
+            report.warnings += await indexes.build(conn, target, shadow.after_load, cap_mb=index_memory_mb)
             await copy_grants(conn, lay, shadow.owners)
             await conn.execute(f"analyze {', '.join(lay.shadow_q(t) for t in lay.tables)}")
 

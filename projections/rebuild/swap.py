@@ -6,18 +6,21 @@ the same offsets. Everything below happens in one transaction on the rebuild's c
 0. the shadow tables, exclusively: nobody else uses them but autovacuum, which freshly loaded
    tables attract and which gives way to a waiting lock only after ``deadlock_timeout`` (1 s);
    waited for here, that second is not spent later with readers waiting;
-1. the advisory locks the live store takes per (projection, topic, partition): a live batch in
-   flight commits first, the next one waits, so the live offsets stop moving; then the locks
-   other writers of these tables take first (``RebuildTarget.swap_locks``), in their order;
+1. the advisory locks the live store takes per (projection, topic, partition), in its order
+   (topics sorted): a live batch in flight commits first, the next one waits, so the live
+   offsets stop moving; then the locks other writers of these tables take first
+   (``RebuildTarget.swap_locks``), in their order;
 2. ``LOCK ... IN SHARE MODE`` on the live tables: any other writer waits too, readers do not;
 3. the shadow catches up to the live projector's stored offsets (usually a batch or two) and
    settles (``RebuildTarget.settle``);
 4. both sides are checksummed, the live tables on a second connection at the same time (SHARE
    lets it read them, and nothing can change them);
-5. if the swap goes ahead: ``ACCESS EXCLUSIVE`` (readers wait from here), offsets the rebuild
-   went past the live projector stored for it, triggers and publications carried over, the
-   live tables moved out of their schema and the shadow tables in, under the same names
-   (catalog changes only: the replaced tables are dropped after the commit).
+5. if the swap goes ahead: what the projection writes outside its tables is brought in line
+   (``RebuildTarget.on_swap``: the media projection's text in chat_messages), then
+   ``ACCESS EXCLUSIVE`` (readers wait from here), offsets the rebuild went past the live
+   projector stored for it, triggers and publications carried over, the live tables moved
+   out of their schema and the shadow tables in, under the same names (catalog changes
+   only: the replaced tables are dropped after the commit).
 
 Readers never see a partial table: before the commit they read the old tables, after it the
 new ones, complete and indexed. A statement that was waiting for the lock looks its table up
@@ -98,6 +101,8 @@ async def compare_and_swap(
         if not swap:
             outcome.writers_paused = time.perf_counter() - locked
             return outcome
+        if target.on_swap is not None and (note := await target.on_swap(conn)):
+            outcome.reason += f"; {note}"
         exclusive = time.perf_counter()
         await _lock_exclusively(conn, lay)
         exclusive_at = time.perf_counter()
@@ -117,7 +122,7 @@ async def _pause_writers(conn: asyncpg.Connection, target: RebuildTarget, lay: L
     """The live store's advisory locks, the other writers' (``swap_locks``), then SHARE on the tables."""
     try:
         await conn.execute(f"set local lock_timeout = '{SHARE_LOCK_TIMEOUT}'")
-        for topic in target.topics:
+        for topic in sorted(target.topics):  # the live store's order (``projections.postgres._by_topic``)
             parts = sorted(tp.partition for tp in loader.positions if tp.topic == topic)
             await conn.execute(_LOCK, f"{target.name}/{topic}", parts)
         await target.swap_locks(conn)

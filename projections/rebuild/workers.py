@@ -5,7 +5,10 @@ other: on two cores, two processes loading disjoint partitions take a rebuild of
 from ~22,000 to ~32,000 events/s (measured, end to end). Partitions are independent: every event of a chat is
 keyed by the chat and lands on one partition, and a chat's rows are only written by its
 events, so the workers never write the same row (when they do, because some events were
-keyed otherwise, the loader retries the deadlock).
+keyed otherwise, the loader retries the deadlock). A projection reading several topics (media:
+wa.media and the enrichment results) has a chat on the same partition number of each (same
+key, same partition count), so a worker takes a partition number of every topic at once: a
+transcript and the MediaStored it belongs to meet in one worker, not in two racing upserts.
 
 Each worker is ``python -m projections.rebuild.workers``, started with asyncio's subprocess
 support rather than ``multiprocessing``: no fork of a process holding an event loop, sockets
@@ -49,14 +52,19 @@ class Job:
 
 def split(start: dict[TopicPartition, int], goal: dict[TopicPartition, int],
           workers: int) -> list[list[TopicPartition]]:  # fmt: skip
-    """Partitions with work in at most ``workers`` groups of about equal numbers of events."""
-    todo = sorted((tp for tp in goal if goal[tp] > start.get(tp, 0)), key=lambda tp: start.get(tp, 0) - goal[tp])
-    groups: list[list[TopicPartition]] = [[] for _ in range(max(1, min(workers, len(todo))))]
+    """Partitions with work in at most ``workers`` groups of about equal numbers of events; a
+    partition number goes to one group with every topic's partition of that number."""
+    units: dict[int, list[TopicPartition]] = {}
+    for tp in goal:
+        if goal[tp] > start.get(tp, 0):
+            units.setdefault(tp.partition, []).append(tp)
+    work = {p: sum(goal[tp] - start.get(tp, 0) for tp in tps) for p, tps in units.items()}
+    groups: list[list[TopicPartition]] = [[] for _ in range(max(1, min(workers, len(units))))]
     loads = [0] * len(groups)
-    for tp in todo:
+    for p in sorted(units, key=lambda p: -work[p]):
         i = loads.index(min(loads))
-        groups[i].append(tp)
-        loads[i] += goal[tp] - start.get(tp, 0)
+        groups[i].extend(units[p])
+        loads[i] += work[p]
     return [g for g in groups if g]
 
 
@@ -134,14 +142,14 @@ class _Channel:
 
 
 async def _load(job: Job, channel: _Channel) -> tuple[dict[TopicPartition, int], LoadStats]:
-    conn = await connect(job.settings, job.shadow)
+    target = PROJECTIONS[job.target](job.settings)
+    conn = await connect(job.settings, job.shadow, target)
     consumer = make_consumer(job.settings, group_id=None)
     await consumer.start()
     await asyncio.sleep(0)  # aiokafka cannot stop a group-less consumer whose coordinator never ran
     try:
         consumer.assign(list(job.goal))
-        loader = ShadowLoader(PROJECTIONS[job.target](job.settings), conn, consumer, job.start,
-                              batch_size=job.batch_size)  # fmt: skip
+        loader = ShadowLoader(target, conn, consumer, job.start, batch_size=job.batch_size)
         await loader.run_to(job.goal, channel)
         return loader.positions, loader.stats
     finally:

@@ -11,6 +11,7 @@ from aiokafka import TopicPartition
 from contracts.settings import Settings
 from projections.rebuild.run import _decision
 from projections.rebuild.compare import Checksum, RowDifference, TableComparison
+from projections.rebuild.indexes import memory_mb
 from projections.rebuild.plan import _retarget
 from projections.rebuild.report import ProjectionReport, RebuildReport, render
 from projections.rebuild.targets import RebuildError, resolve
@@ -23,18 +24,32 @@ def tp(p: int) -> TopicPartition:
     return TopicPartition("wa.messages", p)
 
 
-@pytest.mark.parametrize(
-    "names", [None, [], ["messages"], ["chat_messages"], ["chats"], ["chats,chat_message_pending"]]
-)
-def test_any_table_of_a_projection_selects_the_whole_projection(names: list[str] | None) -> None:
-    [target] = resolve(SETTINGS, names)
-    tables = ("chats", "chat_messages", "chat_message_pending", "chat_message_versions")
-    assert (target.name, target.tables) == ("chat_messages", tables)
+MESSAGES = ("chat_messages", ("chats", "chat_messages", "chat_message_pending", "chat_message_versions"))
+MEDIA = ("chat_media", ("chat_media",))
+EMBEDDINGS = ("message_embeddings", ("message_embeddings", "message_embedding_sources", "message_embedding_deletions"))
+
+
+@pytest.mark.parametrize(("names", "chosen"), [
+    (None, [MESSAGES, MEDIA, EMBEDDINGS]), ([], [MESSAGES, MEDIA, EMBEDDINGS]),
+    (["messages"], [MESSAGES]), (["chat_messages"], [MESSAGES]), (["chats"], [MESSAGES]),
+    (["chats,chat_message_pending"], [MESSAGES]), (["media"], [MEDIA]), (["chat_media"], [MEDIA]),
+    (["message_embedding_deletions"], [EMBEDDINGS]), (["embeddings", "chats"], [MESSAGES, EMBEDDINGS]),
+])  # fmt: skip
+def test_any_table_of_a_projection_selects_the_whole_projection(
+    names: list[str] | None, chosen: list[tuple[str, tuple[str, ...]]]
+) -> None:
+    assert [(t.name, t.tables) for t in resolve(SETTINGS, names)] == chosen
+
+
+def test_each_projection_reads_what_its_live_projector_reads() -> None:
+    topics = {t.name: t.topics for t in resolve(SETTINGS, None)}
+    assert topics == {"chat_messages": ("wa.messages",), "message_embeddings": ("wa.embeddings",),
+                      "chat_media": ("wa.media", "wa.transcripts", "wa.captions", "wa.documents")}  # fmt: skip
 
 
 def test_an_unknown_table_is_refused_with_the_known_names() -> None:
-    with pytest.raises(RebuildError, match="nothing rebuilds chat_media, nope; known: .*chat_messages"):
-        resolve(SETTINGS, ["nope", "chat_media"])
+    with pytest.raises(RebuildError, match="nothing rebuilds nope, wa.media; known: .*chat_media.*chat_messages"):
+        resolve(SETTINGS, ["nope", "chat_media", "wa.media"])
 
 
 def test_partitions_are_shared_by_events_not_by_count() -> None:
@@ -45,6 +60,15 @@ def test_partitions_are_shared_by_events_not_by_count() -> None:
     assert split(start, goal, 8) == [[tp(0)], [tp(5)], [tp(1)], [tp(2)], [tp(3)]]  # nothing to do on 4
     assert split({tp(0): 50}, {tp(0): 50}, 2) == []
     assert split(start, {tp(3): 10}, 1) == [[tp(3)]]
+
+
+def test_a_partition_number_goes_to_one_worker_with_every_topic() -> None:
+    """A chat is on the same partition number of every topic: its media and results meet."""
+    media, captions = (lambda p: TopicPartition("wa.media", p)), (lambda p: TopicPartition("wa.captions", p))
+    goal = {media(0): 500, media(1): 300, media(2): 100, captions(0): 10, captions(1): 100, captions(2): 350}
+    groups = split({}, goal, 2)
+    assert groups == [[media(0), captions(0)], [media(2), captions(2), media(1), captions(1)]]
+    assert split({media(0): 500}, goal, 3) == [[media(2), captions(2)], [media(1), captions(1)], [captions(0)]]
 
 
 def _comparison(table: str, live: int, rebuilt: int, **kw: Any) -> TableComparison:
@@ -88,3 +112,10 @@ def test_definitions_are_moved_to_the_shadow_table_once() -> None:
     assert moved.endswith("WHERE (x ON public.chats USING y)")
     with pytest.raises(RebuildError):
         _retarget(definition, " ON public.other USING ", " ON s.other USING ")
+
+
+def test_an_index_build_gets_the_memory_it_wants_within_bounds() -> None:
+    assert memory_mb(0, 2048) == memory_mb(100 * 2**20, 2048) == 256  # the rebuild's usual
+    assert memory_mb(700 * 2**20 + 1, 2048) == 701
+    assert memory_mb(9 * 2**30, 2048) == 2048
+    assert memory_mb(9 * 2**30, 64) == 256

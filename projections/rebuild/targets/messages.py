@@ -1,27 +1,14 @@
-"""What ``msgmem projections rebuild`` can rebuild: one entry per projection, not per table.
+"""The messages projection as the rebuild sees it: wa.messages -> chats, chat_messages,
+chat_message_pending, chat_message_versions.
 
-A projection's tables are rebuilt and swapped together because they only make sense
-together: chat_messages references chats, chat_message_pending holds what chat_messages
-is still waiting for, and chat_message_versions the history of its texts. ``--tables``
-therefore accepts a projection name or any of its tables and selects the whole projection. A new projection (chat_media, message_embeddings) is one
-more factory in ``PROJECTIONS``: its topics, its tables (parents first) and the same
-decode / prepare / write functions its live projector uses.
-
-``prepare`` is the pure, CPU-bound half of a write (decode is done before it) and ``write``
-the I/O half, so the rebuild can prepare the next batch while Postgres writes this one.
-``settle`` finishes what batches applied concurrently, or concurrently with another
-projector, can leave undone; it runs after the load and again in the swap transaction, under
-``swap_locks``: the locks the other writers of these tables take before the tables' own.
-
-A column written by another projection is rebuilt from that projection's table: the messages
-projection copies chat_media's derived text (``projections.media.handoff``) from the live
-chat_media, which the shadow schema does not shadow.
+Its derived text columns (transcript, extracted text, AI caption) belong to the media
+projection's chat_media: they are copied from the live chat_media, which the shadow schema
+does not shadow (``projections.rebuild.targets.texts``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, cast
 
 import asyncpg
@@ -29,7 +16,6 @@ import asyncpg
 from contracts.messages import MEDIA_TYPES, MessageEvent, decode_event
 from contracts.messages import TOPIC as MESSAGES_TOPIC
 from contracts.settings import Settings
-from projections.errors import ProjectionError
 from projections.items import Item
 from projections.media import handoff
 from projections.messages import sql
@@ -37,32 +23,8 @@ from projections.messages.logic import RowOps, fold
 from projections.messages.rows import STATUS_ORDER
 from projections.messages.store import PROJECTION as MESSAGES_PROJECTION
 from projections.messages.store import MessagesWriter
-
-
-class RebuildError(ProjectionError):
-    """The rebuild cannot start or cannot swap: the reason is for the operator."""
-
-
-@dataclass(frozen=True)
-class RebuildTarget:
-    """One projection as the rebuild sees it.
-
-    ``name`` is the projection's name in ``projection_offsets`` (and in the advisory lock key
-    its live store takes per partition). ``clock_columns`` hold the wall-clock time a row was
-    written (``now()``): they legitimately differ between a rebuild and the live tables, so
-    checksums leave them out.
-    """
-
-    key: str
-    name: str
-    topics: tuple[str, ...]
-    tables: tuple[str, ...]
-    clock_columns: frozenset[str]
-    decode: Callable[[bytes], Any]
-    prepare: Callable[[Sequence[Item[Any]]], Any]
-    write: Callable[[asyncpg.Connection, Any], Awaitable[None]]
-    settle: Callable[[asyncpg.Connection], Awaitable[None]]
-    swap_locks: Callable[[asyncpg.Connection], Awaitable[None]]
+from projections.rebuild.targets.base import RebuildTarget
+from projections.rebuild.targets.texts import lock_every_text
 
 
 def messages_target(settings: Settings) -> RebuildTarget:
@@ -102,17 +64,11 @@ def messages_target(settings: Settings) -> RebuildTarget:
     async def write(conn: asyncpg.Connection, ops: RowOps) -> None:
         await writer.write_ops(cast(asyncpg.Connection, _WithoutTextLocks(conn)), ops)
 
-    async def swap_locks(conn: asyncpg.Connection) -> None:
-        """Every message-text lock: the media projector takes its buckets before it writes
-        chat_media and copies to chat_messages, so while the swap holds them chat_media stands
-        still and no copy waits on the swap's table locks while holding a bucket."""
-        await conn.execute(handoff._LOCK, list(range(handoff.BUCKETS)))  # the handoff's own lock statement
-
     return RebuildTarget(
         key="messages", name=MESSAGES_PROJECTION, topics=(MESSAGES_TOPIC,),
         tables=("chats", "chat_messages", "chat_message_pending", "chat_message_versions"),
         clock_columns=frozenset({"created_at", "updated_at", "first_seen_at"}),
-        decode=decode_event, prepare=prepare, write=write, settle=settle, swap_locks=swap_locks,
+        decode=decode_event, prepare=prepare, write=write, settle=settle, swap_locks=lock_every_text,
     )  # fmt: skip
 
 
@@ -139,21 +95,3 @@ class _WithoutTextLocks:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
-
-
-PROJECTIONS: dict[str, Callable[[Settings], RebuildTarget]] = {"messages": messages_target}
-
-
-def resolve(settings: Settings, names: Sequence[str] | None) -> list[RebuildTarget]:
-    """The projections named (by projection key, projection name or one of their tables), in
-    registry order; every projection when ``names`` is empty or None."""
-    targets = [factory(settings) for factory in PROJECTIONS.values()]
-    if not names:
-        return targets
-    wanted = {n.strip() for name in names for n in name.split(",") if n.strip()}
-    chosen = [t for t in targets if wanted & {t.key, t.name, *t.tables}]
-    known = {n for t in targets for n in (t.key, t.name, *t.tables)}
-    unknown = sorted(wanted - known)
-    if unknown:
-        raise RebuildError(f"nothing rebuilds {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return chosen
