@@ -18,7 +18,10 @@ PROJECTION = "dead_letters"
 
 class DeadLettersWriter:
     async def write(self, conn: asyncpg.Connection, items: Sequence[Item[AnyLetterEvent]]) -> None:
-        changes = fold(items)
+        await self.write_changes(conn, fold(items))
+
+    async def write_changes(self, conn: asyncpg.Connection, changes: list[LetterChange]) -> None:
+        """The I/O half of ``write`` (the rebuild folds a batch while the previous one is written)."""
         letters = [c for c in changes if c.failures]
         markers = [c for c in changes if not c.failures]
         if letters:

@@ -3,7 +3,7 @@
 A projection's tables are rebuilt and swapped together because they only make sense
 together: chat_messages references chats, chat_message_pending holds what chat_messages
 is still waiting for, and chat_message_versions the history of its texts; message_embeddings
-goes with the versions and tombstones that decide what it holds. ``--tables`` therefore
+goes with the versions and tombstones that decide what it holds; dead_letters stands alone. ``--tables`` therefore
 accepts a projection name or any of its tables and selects the whole projection.
 
 Each projection is a module here with one factory in ``PROJECTIONS``: its topics, its tables
@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from contracts.settings import Settings
 from projections.rebuild.targets.base import RebuildError, RebuildTarget
+from projections.rebuild.targets.deadletters import deadletters_target
 from projections.rebuild.targets.embeddings import embeddings_target
 from projections.rebuild.targets.media import media_target
 from projections.rebuild.targets.messages import messages_target
@@ -27,6 +28,7 @@ __all__ = ["PROJECTIONS", "RebuildError", "RebuildTarget", "resolve"]
 
 PROJECTIONS: dict[str, Callable[[Settings], RebuildTarget]] = {
     "messages": messages_target, "media": media_target, "embeddings": embeddings_target,
+    "deadletters": deadletters_target,
 }  # fmt: skip
 
 

@@ -27,10 +27,12 @@ def tp(p: int) -> TopicPartition:
 MESSAGES = ("chat_messages", ("chats", "chat_messages", "chat_message_pending", "chat_message_versions"))
 MEDIA = ("chat_media", ("chat_media",))
 EMBEDDINGS = ("message_embeddings", ("message_embeddings", "message_embedding_sources", "message_embedding_deletions"))
+LETTERS = ("dead_letters", ("dead_letters",))
 
 
 @pytest.mark.parametrize(("names", "chosen"), [
-    (None, [MESSAGES, MEDIA, EMBEDDINGS]), ([], [MESSAGES, MEDIA, EMBEDDINGS]),
+    (None, [MESSAGES, MEDIA, EMBEDDINGS, LETTERS]), ([], [MESSAGES, MEDIA, EMBEDDINGS, LETTERS]),
+    (["dead_letters"], [LETTERS]), (["deadletters"], [LETTERS]),
     (["messages"], [MESSAGES]), (["chat_messages"], [MESSAGES]), (["chats"], [MESSAGES]),
     (["chats,chat_message_pending"], [MESSAGES]), (["media"], [MEDIA]), (["chat_media"], [MEDIA]),
     (["message_embedding_deletions"], [EMBEDDINGS]), (["embeddings", "chats"], [MESSAGES, EMBEDDINGS]),
@@ -44,7 +46,8 @@ def test_any_table_of_a_projection_selects_the_whole_projection(
 def test_each_projection_reads_what_its_live_projector_reads() -> None:
     topics = {t.name: t.topics for t in resolve(SETTINGS, None)}
     assert topics == {"chat_messages": ("wa.messages",), "message_embeddings": ("wa.embeddings",),
-                      "chat_media": ("wa.media", "wa.transcripts", "wa.captions", "wa.documents")}  # fmt: skip
+                      "chat_media": ("wa.media", "wa.transcripts", "wa.captions", "wa.documents"),
+                      "dead_letters": ("wa.deadletter",)}  # fmt: skip
 
 
 def test_an_unknown_table_is_refused_with_the_known_names() -> None:
