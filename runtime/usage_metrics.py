@@ -22,6 +22,7 @@ _COUNTERS = (  # (field of Usage, metric name, help)
 class UsageMetrics:
     def __init__(self, registry: CollectorRegistry, stage: str) -> None:
         self._stage = stage
+        self.registry = registry
         self._counters = {
             field: Counter(name, text, ["stage", "model"], registry=registry) for field, name, text in _COUNTERS
         }
