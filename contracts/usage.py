@@ -41,11 +41,11 @@ class Price(Frozen):
     per_call: float = Field(0.0, ge=0)
 
 
-# OpenAI list prices (USD) of the default models. gpt-4o-mini-transcribe is billed by audio
-# tokens; OpenAI states its cost as about $0.003 a minute, which is what is estimated here.
+# OpenAI list prices (USD) of the default models, from openai.com/api/pricing. The gpt-4o
+# transcribe models bill tokens (their input tokens are audio tokens), whisper-1 the minute.
 DEFAULT_PRICES: dict[str, Price] = {
-    "gpt-4o-mini-transcribe": Price(per_audio_minute=0.003),
-    "gpt-4o-transcribe": Price(per_audio_minute=0.006),
+    "gpt-4o-mini-transcribe": Price(input_per_1m_tokens=3.00, output_per_1m_tokens=5.00),
+    "gpt-4o-transcribe": Price(input_per_1m_tokens=6.00, output_per_1m_tokens=10.00),
     "whisper-1": Price(per_audio_minute=0.006),
     "gpt-4o-mini": Price(input_per_1m_tokens=0.15, output_per_1m_tokens=0.60),
     "text-embedding-3-small": Price(input_per_1m_tokens=0.02),

@@ -141,7 +141,7 @@ async def test_usage_is_recorded_as_the_api_reports_it_and_counted(env: Env) -> 
     assert again.cached and again.usage == Usage(model="gpt-4o-mini-transcribe", cache_hits=1)  # type: ignore[union-attr]
     counted = usage_counters(env.metrics.usage, "test", "gpt-4o-mini-transcribe")
     assert counted["calls"] == 1 and counted["cache_hits"] == 1 and counted["audio_seconds"] == 7.5
-    assert counted["spend_usd"] == pytest.approx(7.5 / 60 * 0.003)
+    assert counted["spend_usd"] == pytest.approx((10 * seconds * 3.00 + len(first.text) // 4 * 5.00) / 1e6)
 
     whisper = await transcript(handler_for(env, transcription_model="whisper-1"), stored_event("voice_note.ogg", "voice"))
     assert whisper.usage == Usage(model="whisper-1", calls=1, audio_seconds=seconds)  # type: ignore[union-attr]

@@ -59,7 +59,9 @@ def test_events_fold_into_daily_totals_per_stage_and_model() -> None:
     ]
     voice = totals[(date(2026, 11, 20), "transcribe", "gpt-4o-mini-transcribe")]
     assert (voice.calls, voice.audio_seconds, voice.cache_hits) == (1, 90, 1)  # the redelivery counted once
-    assert voice.spend_usd == pytest.approx(1.5 * 0.003)  # billed by the minute in the default table
+    assert voice.spend_usd == pytest.approx((120 * 3.00 + 30 * 5.00) / 1e6)  # audio tokens in, text out
+    minutes = fold([at(transcribed(CHAT, "w", "hi"), DAY1, VOICE.model_copy(update={"model": "whisper-1"}))], DEFAULT_PRICES)
+    assert next(iter(minutes.values())).spend_usd == pytest.approx(1.5 * 0.006)  # whisper-1: by the minute
     pages = totals[(date(2026, 11, 21), "extract", "gpt-4o-mini")]
     assert (pages.calls, pages.pages, pages.input_tokens, pages.output_tokens) == (3, 3, 3000, 600)
     assert pages.spend_usd == pytest.approx((3000 * 0.15 + 600 * 0.60) / 1e6)
