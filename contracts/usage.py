@@ -66,10 +66,9 @@ def spend(usage: Usage, price: Price | None) -> float:
     )
 
 
+COUNTS = ("calls", "input_tokens", "output_tokens", "audio_seconds", "pages", "cache_hits")  # the summable fields
+
+
 def combine(model: str, parts: list[Usage]) -> Usage:
     """The sum of several calls' usage (the pages of one PDF)."""
-    return Usage(
-        model=model, calls=sum(p.calls for p in parts), input_tokens=sum(p.input_tokens for p in parts),
-        output_tokens=sum(p.output_tokens for p in parts), audio_seconds=sum(p.audio_seconds for p in parts),
-        pages=sum(p.pages for p in parts), cache_hits=sum(p.cache_hits for p in parts),
-    )  # fmt: skip
+    return Usage(model=model, **{name: sum(getattr(p, name) for p in parts) for name in COUNTS})

@@ -17,7 +17,7 @@ from datetime import date, datetime
 
 from contracts.embeddings import ChunksReplaced
 from contracts.envelope import Envelope
-from contracts.usage import Price, Usage, spend
+from contracts.usage import COUNTS, Price, Usage, spend
 
 Key = tuple[date, str, str]  # (UTC day, stage, model)
 MESSAGE_TYPES = frozenset({b"message_received", b"message_sent"})  # what "a message" is on wa.messages
@@ -34,13 +34,13 @@ class Totals:
     spend_usd: float = 0.0
 
     def add(self, usage: Usage, price: Price | None) -> None:
-        self.calls += usage.calls
-        self.input_tokens += usage.input_tokens
-        self.output_tokens += usage.output_tokens
-        self.audio_seconds += usage.audio_seconds
-        self.pages += usage.pages
-        self.cache_hits += usage.cache_hits
+        self.merge(usage)
         self.spend_usd += spend(usage, price)
+
+    def merge(self, other: Usage | Totals) -> None:
+        """Add ``other``'s counts (and its spend, if it is ``Totals``)."""
+        for name in (*COUNTS, "spend_usd") if isinstance(other, Totals) else COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 def stage_of(event: Envelope) -> str:
@@ -75,9 +75,7 @@ class UsageReport:
     def __post_init__(self) -> None:
         by_model: dict[tuple[str, str], Totals] = {}
         for (_day, stage, model), t in self.totals.items():
-            into = by_model.setdefault((stage, model), Totals())
-            for name in Totals.__dataclass_fields__:
-                setattr(into, name, getattr(into, name) + getattr(t, name))
+            by_model.setdefault((stage, model), Totals()).merge(t)
         object.__setattr__(self, "by_model", dict(sorted(by_model.items())))
 
     @property

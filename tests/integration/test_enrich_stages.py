@@ -12,8 +12,10 @@ import hashlib
 import os
 import re
 import uuid
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -40,13 +42,14 @@ pytestmark = pytest.mark.integration
 TOPICS = (enrichment.TRANSCRIPTS_TOPIC, enrichment.CAPTIONS_TOPIC, enrichment.DOCUMENTS_TOPIC)
 
 
-async def publish(settings: Settings, events: list[media.MediaStored]) -> None:
+async def publish(
+    settings: Settings, events: Sequence[Any], topic: str = media.TOPIC, encode: Callable[[Any], bytes] = media.encode_event
+) -> None:  # fmt: skip
     producer = make_producer(settings)
     await producer.start()
     try:
         for e in events:
-            await producer.send_and_wait(media.TOPIC, media.encode_event(e), key=e.chat_key.encode(),
-                                         headers=[("mm-type", e.type.encode())])  # fmt: skip
+            await producer.send_and_wait(topic, encode(e), key=e.chat_key.encode(), headers=[("mm-type", e.type.encode())])
     finally:
         await producer.stop()
 
@@ -178,7 +181,8 @@ async def test_stages_enrich_media_once_each(settings: Settings, tmp_path: Path,
     )
 
     chat = Chat(channel=f"USAGE{run}")
-    await publish_messages(settings, [chat.received(f"{run}-m{n}", f"message {n}") for n in range(4)])
+    texts = [chat.received(f"{run}-m{n}", f"message {n}") for n in range(4)]
+    await publish(settings, texts, messages.TOPIC, messages.encode_event)
     status = await collect(settings, 1)
     by_model = status.usage.by_model
     assert by_model[("transcribe", "gpt-4o-mini-transcribe")].calls == 2  # the events count each result once
@@ -187,16 +191,6 @@ async def test_stages_enrich_media_once_each(settings: Settings, tmp_path: Path,
     assert f"estimated spend: ${status.usage.spend_usd:.4f} over 1 days, 4 messages: $" in render(status)
     assert "per 1,000 messages" in render(status)
 
-
-async def publish_messages(settings: Settings, events: list[messages.MessageEvent]) -> None:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send_and_wait(messages.TOPIC, messages.encode_event(e), key=e.chat_key.encode(),
-                                         headers=[("mm-type", e.type.encode())])  # fmt: skip
-    finally:
-        await producer.stop()
 
 
 async def test_without_an_api_key_results_are_skipped(settings: Settings, tmp_path: Path, clean_cache: None) -> None:
