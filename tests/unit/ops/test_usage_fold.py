@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 import pytest
 
+from contracts import embeddings
 from contracts.embeddings import ChunksReplaced
 from contracts.usage import DEFAULT_PRICES, Price, Usage, spend
 from msgmem.usage import Totals, UsageReport, fold, render
@@ -94,3 +96,11 @@ def test_the_report_sums_models_and_prices_a_thousand_messages() -> None:
     assert report.as_json()["messages"] == 40 and len(report.as_json()["daily"]) == 4  # type: ignore[arg-type]
     empty = UsageReport(date(2026, 11, 20), 7, {}, messages=0)
     assert empty.per_1000_messages is None and "no messages" in render(empty)
+
+
+def test_embeddings_written_before_usage_existed_still_decode_and_count_nothing() -> None:
+    event = embedded("old", DAY1, Usage(model="text-embedding-3-small", calls=1, input_tokens=9))
+    raw = orjson.loads(embeddings.encode_event(event))
+    del raw["usage"]
+    old = embeddings.decode_event(orjson.dumps(raw))
+    assert isinstance(old, ChunksReplaced) and old.usage is None and fold([old], DEFAULT_PRICES) == {}
