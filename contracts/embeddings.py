@@ -43,6 +43,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field
 
 from contracts.envelope import Envelope, EventCodec, Frozen, Upcaster
+from contracts.usage import Usage
 
 TOPIC = "wa.embeddings"
 
@@ -85,6 +86,7 @@ class ChunksReplaced(_MessageText):
     chunks: tuple[EmbeddedChunk, ...] = ()
     input_event_id: str
     produced_at: AwareDatetime
+    usage: Usage | None = None  # this event's share of the embeddings calls (contracts/usage.py)
 
 
 class EmbeddingsRemoved(_MessageText):

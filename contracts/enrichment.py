@@ -10,7 +10,8 @@ discriminated union and codec.
 A stage that cannot or may not call its model records ``EnrichmentSkipped`` with the
 reason; one whose retries ran out records ``EnrichmentFailed`` (the input is also in
 wa.deadletter). ``cached`` True means the result was reused from an earlier identical
-file (same SHA-256, stage and model) and cost nothing.
+file (same SHA-256, stage and model) and cost nothing. ``usage`` (contracts/usage.py) is
+what the model calls behind a result cost: absent on events written before it existed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import AwareDatetime, Field
 
 from contracts.envelope import Envelope, EventCodec, Frozen, Upcaster
 from contracts.media import MediaKind
+from contracts.usage import Usage
 
 TRANSCRIPTS_TOPIC = "wa.transcripts"
 CAPTIONS_TOPIC = "wa.captions"
@@ -56,11 +58,13 @@ class AudioTranscribed(_Derived):
     text: str
     language: str | None = None
     duration_seconds: float | None = None
+    usage: Usage | None = None
 
 
 class ImageCaptioned(_Derived):
     type: Literal["image_captioned"] = "image_captioned"
     caption: str  # a description and any legible text
+    usage: Usage | None = None
 
 
 class PageText(Frozen):
@@ -80,6 +84,7 @@ class DocumentExtracted(_Derived):
     complete: bool = True
     skipped_reason: SkipReason | None = None
     truncated: bool = False
+    usage: Usage | None = None  # every page sent to the model, summed; None when no page was
 
 
 class EnrichmentSkipped(_Derived):

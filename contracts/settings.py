@@ -7,6 +7,7 @@ Every field is read from the environment (upper-case name) or from ``.env``;
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from enum import StrEnum
@@ -19,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from contracts.origins import Origin, describe, parse_origin
 from contracts.secret_policy import production_problems
 from contracts.topics import RAW, RAW_HEADERS_ALLOWANCE
+from contracts.usage import DEFAULT_PRICES, Price
 
 
 class Environment(StrEnum):
@@ -239,6 +241,11 @@ class Settings(BaseSettings):
     # /docs and /openapi.json of ingest and recall; unset: served except in production.
     serve_openapi: bool | None = None
 
+    # What memory costs: USD list prices per model, JSON ({"gpt-4o-mini": {"input_per_1m_tokens":
+    # 0.15, "output_per_1m_tokens": 0.6}}; also per_audio_minute, per_page, per_call), merged
+    # over the defaults (contracts/usage.py) for the stages' spend metrics and `msgmem status`.
+    ai_prices: Annotated[dict[str, Price], NoDecode] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+
     @field_validator("opt_out_keywords", "opt_in_keywords", "business_numbers", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -260,6 +267,18 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ai_prices", mode="before")
+    @classmethod
+    def _prices_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("ai_prices", mode="after")
+    @classmethod
+    def _prices_over_defaults(cls, value: dict[str, Price]) -> dict[str, Price]:
+        return DEFAULT_PRICES | value
 
     @field_validator("declarative_providers", mode="before")
     @classmethod

@@ -8,7 +8,7 @@
     msgmem media      media sweep: delete expired media objects, log a MediaExpired per row
     msgmem projections rebuild   rebuild projections from offset 0 into fresh tables and swap them in
     msgmem replay     re-run a stage over a range of its input (--from/--until offset or time)
-    msgmem status     lag per stage and partition, dead-letter depth, newest row per table
+    msgmem status     lag per stage and partition, dead-letter depth, newest row per table, AI spend (--days N)
     msgmem mcp        the chat memory as MCP tools (stdio, or streamable HTTP with --transport http)
 
 Without KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL of its own, a command uses the running
@@ -135,6 +135,15 @@ def _age(seconds: float) -> str:
 
 def _args_status(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--days", type=_positive_days, default=7,
+                        help="AI usage and estimated spend over the last N days, today included (default 7)")
+
+
+def _positive_days(text: str) -> int:
+    days = int(text)
+    if days < 1:
+        raise argparse.ArgumentTypeError("--days must be at least 1")
+    return days
 
 
 def _cmd_status(settings: Settings, args: argparse.Namespace) -> int:
@@ -142,7 +151,7 @@ def _cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
     from msgmem.status import collect, render
 
-    status = asyncio.run(collect(settings))
+    status = asyncio.run(collect(settings, args.days))
     print(json.dumps(status.as_json(), indent=2) if args.json else render(status))
     return 0
 
@@ -245,7 +254,7 @@ COMMANDS: dict[str, Command] = {
     "projections": ("rebuild projections from the log into fresh tables, compare, and swap them in",
                     _args_projections, _cmd_projections),
     "replay": ("re-run a stage over a range of its input topic, beside the live workers", _args_replay, _cmd_replay),
-    "status": ("lag per stage and partition, dead-letter depth, newest row per table", _args_status, _cmd_status),
+    "status": ("lag per stage and partition, dead-letter depth, newest row per table, AI spend", _args_status, _cmd_status),
     "mcp": ("serve the chat memory as MCP tools (search_memory, get_context, list_chats, get_messages)", _args_mcp,
             _cmd_mcp),
 }

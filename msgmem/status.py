@@ -1,18 +1,24 @@
 """`msgmem status`: where every stage is in its input, how deep the dead-letter topic is,
-and how fresh each table is. Read-only; safe against production."""
+how fresh each table is, and what the AI calls of the last ``--days`` cost (read from the
+usage on the enrichment and embeddings events, folded by msgmem/usage.py). Read-only;
+safe against production."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
+from contracts import embeddings, enrichment, messages
+from contracts.envelope import Envelope
 from contracts.settings import Settings
 from msgmem.dlq import load as load_letters
-from runtime.kafka import connection_config, end_offsets
+from runtime.kafka import connection_config, end_offsets, read_since_time
 from msgmem.services import SERVICES
+from msgmem.usage import MESSAGE_TYPES, UsageReport, fold
+from msgmem.usage import render as render_usage
 
 TABLE_CLOCKS = {
     "chats": "updated_at",
@@ -43,9 +49,11 @@ class Status:
     dead_letters_open: int
     dead_letters_total: int
     newest_rows: dict[str, datetime | None]
+    usage: UsageReport
 
     def as_json(self) -> dict[str, object]:
         return {
+            "usage": self.usage.as_json(),
             "partitions": [asdict(p) | {"lag": p.lag} for p in self.partitions],
             "lag_by_stage": self.lag_by_stage(),
             "dead_letters": {"open": self.dead_letters_open, "total": self.dead_letters_total},
@@ -78,7 +86,33 @@ async def _postgres_committed(conn: asyncpg.Connection, projection: str) -> dict
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
-async def collect(settings: Settings) -> Status:
+# The topics whose events carry usage, and the types among them that do (the rest are not decoded).
+_USAGE_TOPICS = {
+    enrichment.TRANSCRIPTS_TOPIC: b"audio_transcribed", enrichment.CAPTIONS_TOPIC: b"image_captioned",
+    enrichment.DOCUMENTS_TOPIC: b"document_extracted", embeddings.TOPIC: b"chunks_replaced",
+}  # fmt: skip
+_CODECS = {**enrichment.CODECS, embeddings.TOPIC: embeddings.CODEC}
+
+
+async def collect_usage(settings: Settings, days: int, *, now: datetime | None = None) -> UsageReport:
+    """The usage of the last ``days`` UTC days (today included) and the messages logged in them."""
+    since = (now or datetime.now(UTC)).date() - timedelta(days=days - 1)
+    start = datetime(since.year, since.month, since.day, tzinfo=UTC)
+    events: list[Envelope] = []
+    for topic, wanted in _USAGE_TOPICS.items():
+        for r in await read_since_time(settings, topic, start):
+            if dict(r.headers or ()).get("mm-type", wanted) != wanted:
+                continue
+            try:
+                events.append(_CODECS[topic].decode(r.value))
+            except ValueError:
+                continue  # poison: not ours to count
+    logged = await read_since_time(settings, messages.TOPIC, start)
+    count = sum(1 for r in logged if dict(r.headers or ()).get("mm-type") in MESSAGE_TYPES)
+    return UsageReport(since, days, fold(events, settings.ai_prices, since=since), count)
+
+
+async def collect(settings: Settings, days: int = 7) -> Status:
     conn = await asyncpg.connect(settings.database_url, statement_cache_size=settings.statement_cache_size)
     try:
         ends = {topic: await end_offsets(settings, topic) for s in SERVICES for topic in s.inputs}
@@ -97,7 +131,8 @@ async def collect(settings: Settings) -> Status:
     finally:
         await conn.close()
     letters = await load_letters(settings)
-    return Status(partitions, sum(x.open for x in letters.values()), len(letters), newest)
+    usage = await collect_usage(settings, days)
+    return Status(partitions, sum(x.open for x in letters.values()), len(letters), newest, usage)
 
 
 def render(status: Status) -> str:
@@ -111,4 +146,6 @@ def render(status: Status) -> str:
     lines.append("newest rows: " + ", ".join(
         f"{t} {v.isoformat(timespec='seconds') if v else 'none'}" for t, v in status.newest_rows.items()
     ))
+    lines.append("")
+    lines.append(render_usage(status.usage))
     return "\n".join(lines)

@@ -13,6 +13,12 @@ A failed call fails every text in it with the same error; each waiting record is
 retried by the StageRunner on its own (a 429's Retry-After included), and the retries
 batch together again. Vectors travel as base64 of little-endian float32, as the API sends
 them with ``encoding_format=base64``.
+
+``embed_counted`` also says what the caller's texts cost: a call's ``usage.prompt_tokens``
+(or, when the server sends none, our own token counts) shared among its texts by their
+token counts, the call itself charged to the text that opened it, and every text reused
+(from memory or another caller's call in flight) a cache hit. Summed over callers, that is
+exactly the calls and tokens paid.
 """
 
 from __future__ import annotations
@@ -29,10 +35,30 @@ from prometheus_client import CollectorRegistry, Counter
 from contracts.embeddings import decode_vector, encode_vector
 from contracts.settings import Settings
 from runtime.errors import TransientError
-from runtime.openai_client import ModelRejected, api_errors
+from runtime.openai_client import ModelRejected, api_errors, embeddings_tokens
+from runtime.usage_metrics import UsageMetrics
 
-# texts -> base64 float32 vectors, in order; raises TransientError / ModelRejected
-EmbedCall = Callable[[list[str]], Awaitable[list[str]]]
+
+@dataclass(frozen=True)
+class Embedded:
+    """One call's answer: base64 float32 vectors in order, and the tokens the API counted (None: not said)."""
+
+    vectors: list[str]
+    input_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class EmbedUsage:
+    """What an ``embed_counted`` caller's texts cost."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    cache_hits: int = 0
+
+
+# texts -> their vectors; raises TransientError / ModelRejected
+EmbedCall = Callable[[list[str]], Awaitable[Embedded]]
+_Charged = tuple[str, int, int]  # (vector, input tokens, calls) of a text its caller sent
 
 
 class OpenAIEmbeddings:
@@ -43,7 +69,7 @@ class OpenAIEmbeddings:
         self.model = model
         self.dimensions = dimensions
 
-    async def __call__(self, texts: list[str]) -> list[str]:
+    async def __call__(self, texts: list[str]) -> Embedded:
         with api_errors("embeddings"):
             result = await self._client.embeddings.create(
                 model=self.model, input=texts, dimensions=self.dimensions, encoding_format="base64"
@@ -59,7 +85,7 @@ class OpenAIEmbeddings:
             if size != self.dimensions:
                 raise ModelRejected(f"embeddings: {self.model} answered {size} dimensions, not {self.dimensions}")
             out.append(encoded)
-        return out
+        return Embedded(out, embeddings_tokens(result))
 
 
 class EmbedMetrics:
@@ -71,6 +97,7 @@ class EmbedMetrics:
         self.cache_hits = Counter("msgmem_embeddings_cache_hits", "Texts whose vector came from memory", ["user"],
                                   registry=registry).labels(name)  # fmt: skip
         self._name = name
+        self.usage = UsageMetrics(registry, name)
 
     def call(self, outcome: str) -> None:
         self.calls.labels(self._name, outcome).inc()
@@ -81,7 +108,7 @@ class _Pending:
     key: str
     text: str
     tokens: int
-    future: asyncio.Future[str]
+    future: asyncio.Future[_Charged]
 
 
 class BatchingEmbedder:
@@ -101,36 +128,48 @@ class BatchingEmbedder:
         self._metrics = metrics or EmbedMetrics(CollectorRegistry())
         self._queue: list[_Pending] = []
         self._queued_tokens = 0
-        self._inflight: dict[str, asyncio.Future[str]] = {}
+        self._inflight: dict[str, asyncio.Future[_Charged]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def embed(self, texts: Sequence[str], tokens: Sequence[int]) -> list[str]:
         """Vectors of ``texts`` (``tokens``: each one's token count, for the per-call token limit)."""
+        vectors, _usage = await self.embed_counted(texts, tokens)
+        return vectors
+
+    async def embed_counted(self, texts: Sequence[str], tokens: Sequence[int]) -> tuple[list[str], EmbedUsage]:
+        """``embed``, and what these texts cost this caller."""
         loop = asyncio.get_running_loop()
-        waits: list[asyncio.Future[str]] = []
+        waits: list[asyncio.Future[_Charged]] = []
+        owned: list[bool] = []  # sent for this caller (else reused: a cache hit)
         for text, count in zip(texts, tokens, strict=True):
             key = hashlib.sha256(f"{self._cache_key}\x1f{text}".encode()).hexdigest()
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 self._metrics.cache_hits.inc()
-                done: asyncio.Future[str] = loop.create_future()
-                done.set_result(cached)
+                done: asyncio.Future[_Charged] = loop.create_future()
+                done.set_result((cached, 0, 0))
                 waits.append(done)
+                owned.append(False)
             elif key in self._inflight:
                 waits.append(self._inflight[key])
+                owned.append(False)
             else:
-                future: asyncio.Future[str] = loop.create_future()
+                future: asyncio.Future[_Charged] = loop.create_future()
                 self._inflight[key] = future
                 self._enqueue(_Pending(key, text or " ", max(1, count), future))
                 waits.append(future)
+                owned.append(True)
         # shield: a cancelled caller must not cancel a vector another caller shares
         results = await asyncio.gather(*(asyncio.shield(w) for w in waits), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return list(results)  # type: ignore[arg-type]
+        charged: list[_Charged] = results  # type: ignore[assignment]
+        paid = [c for c, mine in zip(charged, owned, strict=True) if mine]
+        usage = EmbedUsage(sum(c[2] for c in paid), sum(c[1] for c in paid), len(charged) - len(paid))
+        return [c[0] for c in charged], usage
 
     async def aclose(self) -> None:
         """Send what is queued and wait for the calls in flight."""
@@ -171,7 +210,7 @@ class BatchingEmbedder:
     async def _send(self, batch: list[_Pending]) -> None:
         try:
             async with self._requests:
-                vectors = await self._call([p.text for p in batch])
+                answer = await self._call([p.text for p in batch])
         except BaseException as exc:
             self._metrics.call("error")
             for p in batch:
@@ -184,11 +223,12 @@ class BatchingEmbedder:
             return
         self._metrics.call("ok")
         self._metrics.inputs.inc(len(batch))
-        for p, vector in zip(batch, vectors, strict=True):
+        shares = _shares(answer.input_tokens, [p.tokens for p in batch])
+        for i, (p, vector) in enumerate(zip(batch, answer.vectors, strict=True)):
             self._inflight.pop(p.key, None)
             self._remember(p.key, vector)
             if not p.future.done():
-                p.future.set_result(vector)
+                p.future.set_result((vector, shares[i], 1 if i == 0 else 0))
 
     def _remember(self, key: str, vector: str) -> None:
         if self._cache_entries <= 0:
@@ -196,6 +236,17 @@ class BatchingEmbedder:
         self._cache[key] = vector
         if len(self._cache) > self._cache_entries:
             self._cache.popitem(last=False)
+
+
+def _shares(total: int | None, counts: list[int]) -> list[int]:
+    """``total`` tokens split by ``counts`` (our own counts when the API said none); the rounding
+    remainder goes to the first, so the shares sum to ``total``."""
+    if total is None:
+        return list(counts)
+    weight = sum(counts) or 1
+    shares = [total * c // weight for c in counts]
+    shares[0] += total - sum(shares)
+    return shares
 
 
 def make_embedder(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -260,3 +261,15 @@ async def read_range(
     finally:
         await consumer.stop()
     return out
+
+
+async def read_since_time(settings: Settings, topic: str, since: datetime) -> list[ConsumerRecord]:
+    """The records of ``topic`` logged at ``since`` or later (by record timestamp), up to its current end."""
+    ends = await end_offsets(settings, topic)
+    consumer = await standalone_consumer(settings)
+    try:
+        found = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in ends})
+    finally:
+        await consumer.stop()
+    start = {tp: found[tp].offset if found.get(tp) else ends[tp] for tp in ends}
+    return await read_range(settings, topic, start, ends)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from contracts import processes
 from contracts.enrichment import CAPTIONS_TOPIC
 from contracts.media import MediaStored
 from contracts.settings import Settings
+from contracts.usage import Usage
 from streams.caption.captioner import Captioner
 from streams.caption.logic import build, check, wants
 from streams.common.enrichment.cache import CachedResults, Result
@@ -13,6 +16,7 @@ from streams.common.enrichment.events import StageConfig
 from streams.common.enrichment.stage import EnrichmentHandler
 from streams.media.logic import base_mime
 from runtime.media_storage import MediaStore
+from runtime.usage_metrics import no_meter
 
 STAGE = processes.CAPTION.name
 
@@ -24,7 +28,8 @@ def config(settings: Settings) -> StageConfig:
 
 
 def make_handler(
-    settings: Settings, store: MediaStore, captioner: Captioner | None, results: CachedResults
+    settings: Settings, store: MediaStore, captioner: Captioner | None, results: CachedResults,
+    meter: Callable[[Usage | None], None] = no_meter,
 ) -> EnrichmentHandler:
     cfg = config(settings)
 
@@ -32,4 +37,6 @@ def make_handler(
         assert captioner is not None  # skip_reason answered no_api_key otherwise
         return await captioner.caption(data, base_mime(m.mime_type) or "image/jpeg")
 
-    return EnrichmentHandler(cfg, store, results, captioner is not None, wants, compute, build(cfg), check=check)
+    return EnrichmentHandler(
+        cfg, store, results, captioner is not None, wants, compute, build(cfg), check=check, meter=meter
+    )

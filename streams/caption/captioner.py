@@ -10,12 +10,13 @@ from typing import Literal, Protocol
 from openai import AsyncOpenAI
 
 from streams.common.enrichment.cache import Result
-from runtime.openai_client import ModelRejected, api_errors
+from contracts.usage import Usage
+from runtime.openai_client import ModelRejected, api_errors, chat_usage
 
 
 class Captioner(Protocol):
     async def caption(self, data: bytes, mime: str) -> Result:
-        """``{"caption": ...}``."""
+        """``{"caption": ..., "usage": {Usage fields}}``."""
 
 
 def data_url(data: bytes, mime: str) -> str:
@@ -23,9 +24,10 @@ def data_url(data: bytes, mime: str) -> str:
 
 
 async def describe_image(
-    client: AsyncOpenAI, model: str, prompt: str, image_url: str, *, detail: str, max_tokens: int, what: str
-) -> str:
-    """One user message with the prompt and the image; the reply's text."""
+    client: AsyncOpenAI, model: str, prompt: str, image_url: str, *, detail: str, max_tokens: int, what: str,
+    pages: int = 0,
+) -> tuple[str, Usage]:
+    """One user message with the prompt and the image; the reply's text and the call's usage."""
     with api_errors(what):
         reply = await client.chat.completions.create(
             model=model,
@@ -40,7 +42,7 @@ async def describe_image(
         )
     if not reply.choices or reply.choices[0].message.content is None:
         raise ModelRejected(f"{what}: the model answered no text")
-    return reply.choices[0].message.content.strip()
+    return reply.choices[0].message.content.strip(), chat_usage(model, reply, pages=pages)
 
 
 class OpenAICaptioner:
@@ -53,8 +55,8 @@ class OpenAICaptioner:
 
     async def caption(self, data: bytes, mime: str) -> Result:
         async with self._limit:
-            text = await describe_image(
+            text, usage = await describe_image(
                 self._client, self._model, self._prompt, data_url(data, mime),
                 detail=self._detail, max_tokens=self._max_tokens, what="caption",
             )  # fmt: skip
-        return {"caption": text}
+        return {"caption": text, "usage": usage.model_dump(mode="json")}

@@ -8,7 +8,7 @@ from datetime import datetime
 from contracts.enrichment import ImageCaptioned, SkipReason
 from contracts.media import MediaStored
 from streams.common.enrichment.cache import Result
-from streams.common.enrichment.events import StageConfig, derived
+from streams.common.enrichment.events import StageConfig, derived, usage_of
 from streams.media.logic import base_mime
 
 # What vision models accept as image input.
@@ -33,7 +33,8 @@ def check(m: MediaStored) -> tuple[SkipReason, str] | None:
 def build(cfg: StageConfig) -> Callable[[MediaStored, Result, bool, datetime], ImageCaptioned]:
     def event(m: MediaStored, result: Result, cached: bool, now: datetime) -> ImageCaptioned:
         return ImageCaptioned(
-            **derived(m, cfg, "image_captioned", now=now, model=cfg.model, cached=cached), caption=result["caption"]
+            **derived(m, cfg, "image_captioned", now=now, model=cfg.model, cached=cached), caption=result["caption"],
+            usage=usage_of(result, cached, cfg.model),
         )
 
     return event

@@ -28,7 +28,7 @@ def handler(settings: Settings, res: Resources) -> EnrichmentHandler:
         )
         if res.client is not None else None
     )  # fmt: skip
-    return make_handler(settings, res.store, captioner, res.results)
+    return make_handler(settings, res.store, captioner, res.results, res.meter)
 
 
 def limits(s: Settings) -> Limits:

@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 
 from contracts import processes
 from contracts.settings import Settings
+from contracts.usage import Usage
 from streams.common.records import InputRecord, Output
 from runtime.tokenizer import Tokenizer
 from streams.embed.chunking import Chunked, chunk_text
 from runtime.embedder import BatchingEmbedder
+from runtime.usage_metrics import no_meter
 from streams.embed.logic import Deleted, EmbedConfig, NewText, failed, output, read, removed, replaced, skipped
 
 STAGE = processes.EMBED.name
@@ -36,6 +38,7 @@ class EmbedHandler:
     tokenizer: Tokenizer
     embedder: BatchingEmbedder | None
     now: Callable[[], datetime] = utc_now
+    meter: Callable[[Usage | None], None] = no_meter
 
     async def __call__(self, record: InputRecord) -> list[Output]:
         work = read(record)
@@ -46,10 +49,15 @@ class EmbedHandler:
         if self.embedder is None:
             return [output(skipped(work, self.cfg, "no_api_key", "OPENAI_API_KEY is not set"))]
         chunked = self.chunk(work)
-        vectors = await self.embedder.embed(
+        if not chunked.chunks:
+            return [output(replaced(work, self.cfg, chunked, [], now=self.now()))]
+        vectors, spent = await self.embedder.embed_counted(
             [c.text for c in chunked.chunks], [c.end_token - c.start_token for c in chunked.chunks]
-        ) if chunked.chunks else []  # fmt: skip
-        return [output(replaced(work, self.cfg, chunked, vectors, now=self.now()))]
+        )
+        usage = Usage(model=self.cfg.model, calls=spent.calls, input_tokens=spent.input_tokens,
+                      cache_hits=spent.cache_hits)  # fmt: skip
+        self.meter(usage)
+        return [output(replaced(work, self.cfg, chunked, vectors, now=self.now(), usage=usage))]
 
     def chunk(self, work: NewText) -> Chunked:
         if not work.text.strip():

@@ -27,6 +27,7 @@ from contracts.embeddings import (
 from contracts.envelope import Envelope
 from contracts.errors import describe_error
 from contracts.ids import event_id
+from contracts.usage import Usage
 from streams.common.records import InputRecord, Output
 from streams.embed.chunking import Chunked
 
@@ -118,7 +119,9 @@ def _base(work: NewText | Deleted, event_type: str, *qualifiers: str) -> dict[st
     }  # fmt: skip
 
 
-def replaced(work: NewText, cfg: EmbedConfig, chunked: Chunked, vectors: list[str], *, now: datetime) -> ChunksReplaced:
+def replaced(
+    work: NewText, cfg: EmbedConfig, chunked: Chunked, vectors: list[str], *, now: datetime, usage: Usage | None = None
+) -> ChunksReplaced:
     """The id covers everything that decides the chunks, so a replay is the same event."""
     qualifiers = (
         work.source, work.sha256, work.version_at.isoformat(), cfg.model, str(cfg.dimensions), cfg.tokenizer,
@@ -133,7 +136,7 @@ def replaced(work: NewText, cfg: EmbedConfig, chunked: Chunked, vectors: list[st
         text_sha256=work.sha256, token_count=chunked.token_count, truncated=chunked.truncated, model=cfg.model,
         dimensions=cfg.dimensions, tokenizer=cfg.tokenizer, chunk_size_tokens=cfg.chunk_size,
         chunk_overlap_tokens=cfg.chunk_overlap, chunks=chunks, input_event_id=work.envelope.event_id,
-        produced_at=now,
+        produced_at=now, usage=usage,
     )  # fmt: skip
 
 

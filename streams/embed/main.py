@@ -38,7 +38,7 @@ async def stage_parts(settings: Settings, metrics: EmbedMetrics) -> AsyncIterato
         log.warning("OPENAI_API_KEY is not set: texts are recorded as embedding_skipped")
     embedder = make_embedder(settings, client, metrics=metrics) if client else None
     try:
-        handler = EmbedHandler(config(settings), tokenizer, embedder)
+        handler = EmbedHandler(config(settings), tokenizer, embedder, meter=metrics.usage.meter(settings.ai_prices))
         yield StageParts(handler, handler.give_up)
     finally:
         if embedder is not None:

@@ -9,20 +9,23 @@ pay for pages 1 and 2 again.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from contracts import processes
 from contracts.enrichment import DOCUMENTS_TOPIC, SkipReason
 from contracts.media import MediaStored
 from contracts.settings import Settings
+from contracts.usage import Usage, combine
 from streams.common.records import InputRecord, Output
 from streams.common.enrichment.cache import CachedResults, CacheKey, Result
-from streams.common.enrichment.events import StageConfig, failed, media_stored, output, skipped
+from streams.common.enrichment.events import StageConfig, failed, media_stored, output, skipped, usage_of
 from streams.common.enrichment.stage import MediaGone, Now, read_object, utc_now
 from streams.extract.logic import assemble, pages_for_model, wants
 from streams.extract.pdf import UnreadablePdf, render_page, text_layers
 from streams.extract.reader import PageReader
 from runtime.media_storage import MediaStore
+from runtime.usage_metrics import no_meter
 
 STAGE = processes.EXTRACT.name
 
@@ -51,7 +54,8 @@ class ExtractHandler:
     reader: PageReader | None
     results: CachedResults
     now: Now = utc_now
-    _read: dict[tuple[str, str], dict[int, str]] = field(default_factory=dict)
+    meter: Callable[[Usage | None], None] = no_meter
+    _read: dict[tuple[str, str], dict[int, tuple[str, Usage]]] = field(default_factory=dict)
 
     async def __call__(self, record: InputRecord) -> list[Output]:
         m = media_stored(record)
@@ -69,11 +73,15 @@ class ExtractHandler:
         to_read, _over_limit = pages_for_model(layers, self.options.max_model_pages if reason is None else 0)
         model_pages: dict[int, str] = {}
         cached = False
+        usage = None
         if to_read:
             key = CacheKey(m.sha256, STAGE, self.cfg.model)
             result, cached = await self.results.get_or_compute(key, lambda: self._read_pages(m, data, to_read))
             model_pages = {int(n): text for n, text in result["pages"].items()}
-        event = assemble(m, self.cfg, layers, model_pages, skipped_reason=reason, cached=cached, now=self.now())
+            usage = usage_of(result, cached, self.cfg.model)
+        event = assemble(m, self.cfg, layers, model_pages, skipped_reason=reason, cached=cached, now=self.now(),
+                         usage=usage)  # fmt: skip
+        self.meter(usage)
         return [output(self.cfg.topic, event)]
 
     def _no_model_reason(self) -> SkipReason | None:
@@ -92,7 +100,8 @@ class ExtractHandler:
 
         await asyncio.gather(*(one(n) for n in numbers))
         self._read.pop((m.sha256, self.cfg.model), None)
-        return {"pages": {str(n): done[n] for n in numbers}}
+        usage = combine(self.cfg.model, [done[n][1] for n in numbers])  # pages paid in earlier attempts too
+        return {"pages": {str(n): done[n][0] for n in numbers}, "usage": usage.model_dump(mode="json")}
 
     def give_up(self, record: InputRecord, error: BaseException, attempts: int) -> list[Output]:
         try:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from contracts.enrichment import DocumentExtracted, PageText, SkipReason
 from contracts.media import MediaStored
+from contracts.usage import Usage
 from streams.common.enrichment.events import StageConfig, derived
 from streams.media.logic import base_mime
 
@@ -28,7 +29,7 @@ def pages_for_model(layers: list[str | None], max_pages: int) -> tuple[list[int]
 
 def assemble(
     m: MediaStored, cfg: StageConfig, layers: list[str | None], model_pages: dict[int, str], *,
-    skipped_reason: SkipReason | None, cached: bool, now: datetime,
+    skipped_reason: SkipReason | None, cached: bool, now: datetime, usage: Usage | None = None,
 ) -> DocumentExtracted:  # fmt: skip
     """Pages in order, each from its text layer, the model, or nowhere (skipped)."""
     texts: list[str] = []
@@ -49,4 +50,5 @@ def assemble(
         **derived(m, cfg, "document_extracted", now=now, model=cfg.model if model_pages else None, cached=cached),
         text=joined[:MAX_TEXT_CHARS], page_count=len(layers), pages=tuple(pages), complete=complete,
         skipped_reason=None if complete else (skipped_reason or "too_large"), truncated=len(joined) > MAX_TEXT_CHARS,
+        usage=usage,
     )

@@ -25,7 +25,7 @@ def handler(settings: Settings, res: Resources) -> EnrichmentHandler:
         OpenAIPageReader(res.client, settings.pdf_extraction_model, asyncio.Semaphore(settings.extract_concurrency))
         if res.client is not None else None
     )  # fmt: skip
-    return ExtractHandler(cfg, options, res.store, reader, res.results)
+    return ExtractHandler(cfg, options, res.store, reader, res.results, meter=res.meter)
 
 
 def limits(s: Settings) -> Limits:

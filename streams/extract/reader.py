@@ -7,6 +7,7 @@ from typing import Protocol
 
 from openai import AsyncOpenAI
 
+from contracts.usage import Usage
 from streams.caption.captioner import data_url, describe_image
 
 PROMPT = (
@@ -17,7 +18,8 @@ MAX_TOKENS = 2000
 
 
 class PageReader(Protocol):
-    async def read_page(self, png: bytes) -> str: ...
+    async def read_page(self, png: bytes) -> tuple[str, Usage]:
+        """The page's text and the usage of the call (``pages`` 1)."""
 
 
 class OpenAIPageReader:
@@ -26,9 +28,9 @@ class OpenAIPageReader:
     def __init__(self, client: AsyncOpenAI, model: str, limit: asyncio.Semaphore) -> None:
         self._client, self._model, self._limit = client, model, limit
 
-    async def read_page(self, png: bytes) -> str:
+    async def read_page(self, png: bytes) -> tuple[str, Usage]:
         async with self._limit:
             return await describe_image(
                 self._client, self._model, PROMPT, data_url(png, "image/png"), detail="high",
-                max_tokens=MAX_TOKENS, what="PDF page",
+                max_tokens=MAX_TOKENS, what="PDF page", pages=1,
             )  # fmt: skip

@@ -8,7 +8,7 @@ from datetime import datetime
 from contracts.enrichment import AudioTranscribed
 from contracts.media import MediaStored
 from streams.common.enrichment.cache import Result
-from streams.common.enrichment.events import StageConfig, derived
+from streams.common.enrichment.events import StageConfig, derived, usage_of
 from streams.media.logic import base_mime
 
 # The transcription API tells formats apart by the file name's extension.
@@ -31,10 +31,13 @@ def upload_name(m: MediaStored) -> str:
 
 def build(cfg: StageConfig) -> Callable[[MediaStored, Result, bool, datetime], AudioTranscribed]:
     def event(m: MediaStored, result: Result, cached: bool, now: datetime) -> AudioTranscribed:
+        duration = result.get("duration_seconds") or m.duration_seconds
+        usage = usage_of(result, cached, cfg.model)
+        if usage is not None and usage.calls and not usage.audio_seconds and duration:
+            usage = usage.model_copy(update={"audio_seconds": float(duration)})  # the API said nothing: what we know
         return AudioTranscribed(
             **derived(m, cfg, "audio_transcribed", now=now, model=cfg.model, cached=cached),
-            text=result["text"], language=result.get("language"),
-            duration_seconds=result.get("duration_seconds") or m.duration_seconds,
+            text=result["text"], language=result.get("language"), duration_seconds=duration, usage=usage,
         )
 
     return event

@@ -24,7 +24,7 @@ def handler(settings: Settings, res: Resources) -> EnrichmentHandler:
         OpenAITranscriber(res.client, settings.transcription_model, asyncio.Semaphore(settings.transcribe_concurrency))
         if res.client is not None else None
     )  # fmt: skip
-    return make_handler(settings, res.store, transcriber, res.results)
+    return make_handler(settings, res.store, transcriber, res.results, res.meter)
 
 
 def limits(s: Settings) -> Limits:

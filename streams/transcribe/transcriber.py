@@ -8,12 +8,12 @@ from typing import Protocol
 from openai import AsyncOpenAI
 
 from streams.common.enrichment.cache import Result
-from runtime.openai_client import api_errors
+from runtime.openai_client import api_errors, transcription_usage
 
 
 class Transcriber(Protocol):
     async def transcribe(self, data: bytes, filename: str, mime: str) -> Result:
-        """``{"text": ..., "language": ... | None, "duration_seconds": ... | None}``."""
+        """``{"text": ..., "language": ... | None, "duration_seconds": ... | None, "usage": {Usage fields}}``."""
 
 
 class OpenAITranscriber:
@@ -36,4 +36,6 @@ class OpenAITranscriber:
         if language is None and languages:
             first = languages[0]
             language = getattr(first, "language", None) or getattr(first, "code", None)
-        return {"text": text.strip(), "language": language, "duration_seconds": getattr(result, "duration", None)}
+        usage = transcription_usage(self._model, result, None)
+        return {"text": text.strip(), "language": language, "duration_seconds": getattr(result, "duration", None),
+                "usage": usage.model_dump(mode="json")}  # fmt: skip

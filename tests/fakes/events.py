@@ -60,6 +60,7 @@ def sha256_file(name: str) -> str:
 def stored_event(
     name: str, kind: str, *, store: MediaStore | None = None, message: str | None = None, chat: str = "whapi:TEST:15550001234",
     path: str | None = None, size: int | None = None, sha256: str | None = None, mime: str | None = None,
+    duration: float | None = None,
 ) -> MediaStored:  # fmt: skip
     """A MediaStored for a fixture file; ``message`` names a distinct message (same file, other message)."""
     file = MEDIA / name
@@ -74,6 +75,7 @@ def stored_event(
         mime_type=mime, filename=name, voice=kind == "voice", size_bytes=size if size is not None else file.stat().st_size,
         sha256=sha, storage=store.backend if store else "local", bucket=store.bucket if store else "chat-media",
         path=path or content_path(sha, mime), stored_at=AT, expires_at=AT + timedelta(days=90),
+        duration_seconds=duration,
     )
 
 

@@ -62,6 +62,17 @@ def _data_url_sha(url: str) -> str | None:
     return hashlib.sha256(base64.b64decode(url.split(",", 1)[1])).hexdigest()
 
 
+def transcription_usage(model: str, data: bytes, text: str) -> dict[str, Any]:
+    """As the API reports it: whisper-1 bills seconds; the gpt-4o transcribe models bill tokens
+    (audio in, text out). The fake's audio is 2000 bytes a second, ten audio tokens a second."""
+    seconds = max(1, len(data) // 2000)
+    if model == "whisper-1":
+        return {"type": "duration", "seconds": seconds}
+    audio, out = 10 * seconds, max(1, len(text) // 4)
+    return {"type": "tokens", "input_tokens": audio, "input_token_details": {"text_tokens": 0, "audio_tokens": audio},
+            "output_tokens": out, "total_tokens": audio + out}  # fmt: skip
+
+
 class FakeOpenAI:
     def __init__(self, api_key: str = "test-openai-key") -> None:
         self.api_key = api_key
@@ -119,7 +130,7 @@ class FakeOpenAI:
         text = self.transcripts.get(sha, f"Fake transcript of {name} ({len(data)} bytes, sha256 {sha[:12]}).")
         if fmt == "text":
             return PlainTextResponse(text)
-        body: dict[str, Any] = {"text": text, "usage": {"type": "duration", "seconds": max(1, len(data) // 2000)}}
+        body: dict[str, Any] = {"text": text, "usage": transcription_usage(model, data, text)}
         if fmt == "verbose_json":
             body |= {"language": "english", "duration": len(data) / 2000, "segments": []}
         return JSONResponse(body)

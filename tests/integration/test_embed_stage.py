@@ -17,6 +17,7 @@ import pytest
 
 from contracts import embeddings, enrichment, messages
 from contracts.settings import Settings
+from msgmem.usage import fold
 from runtime.kafka import end_offsets, make_producer
 from projections.batch import RetryPolicy
 from projections.consumer import running_projector
@@ -130,6 +131,9 @@ async def test_texts_become_chunks_and_edits_and_deletions_replace_them(
     assert any(isinstance(e, embeddings.EmbeddingsRemoved) for e in mine)
     calls = fake.calls("/v1/embeddings", ok_only=True)
     assert calls and max(int(c.detail["inputs"]) for c in calls) > 1  # chunks share calls  # type: ignore[call-overload]
+    # Each event carries its share of the calls it took part in: summed (once per event id), the calls paid.
+    [paid] = fold(events, settings.ai_prices).values()
+    assert paid.calls == len(calls) and paid.input_tokens > 0 and paid.spend_usd > 0
 
 
 async def test_without_an_api_key_texts_are_recorded_as_skipped(settings: Settings, tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 wa.media, call the fake OpenAI-compatible server, and write their results to wa.transcripts,
 wa.captions and wa.documents. A duplicate voice note costs one call (a cache hit in the
 metrics), the text PDF never calls the model and the scanned one does, a 429's Retry-After
-is honoured, and a file the server always fails on ends in wa.deadletter."""
+is honoured, and a file the server always fails on ends in wa.deadletter. Each result records the
+usage the API reported (a cache hit records none but the hit), the transcribe stage's /metrics
+counts it with its estimated spend, and `msgmem status` prices it per 1,000 messages."""
 
 from __future__ import annotations
 
@@ -10,37 +12,44 @@ import hashlib
 import os
 import re
 import uuid
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from contracts import deadletter, enrichment, media
+from contracts import deadletter, enrichment, media, messages
 from contracts.deadletter import DeadLettered
 from contracts.settings import Settings
+from contracts.usage import Usage
+from msgmem.status import collect, render
 from runtime.kafka import end_offsets, make_producer
 from msgmem.localstack.processes import free_port
 from streams.media.logic import content_path
 from runtime.media_storage import LocalMediaStore
-from tests.fakes.events import put_fixture, sha256_file, stored_event
+from tests.fakes.events import fixture_path, put_fixture, sha256_file, stored_event
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import ThreadedServer
 from tests.fakes.stages import running_stage
+from tests.unit.projections.factory import Chat
 from tests.waiting import eventually, read_since
 
 pytestmark = pytest.mark.integration
 TOPICS = (enrichment.TRANSCRIPTS_TOPIC, enrichment.CAPTIONS_TOPIC, enrichment.DOCUMENTS_TOPIC)
 
 
-async def publish(settings: Settings, events: list[media.MediaStored]) -> None:
+async def publish(
+    settings: Settings, events: Sequence[Any], topic: str = media.TOPIC, encode: Callable[[Any], bytes] = media.encode_event
+) -> None:  # fmt: skip
     producer = make_producer(settings)
     await producer.start()
     try:
         for e in events:
-            await producer.send_and_wait(media.TOPIC, media.encode_event(e), key=e.chat_key.encode(),
-                                         headers=[("mm-type", e.type.encode())])  # fmt: skip
+            await producer.send_and_wait(topic, encode(e), key=e.chat_key.encode(), headers=[("mm-type", e.type.encode())])
     finally:
         await producer.stop()
 
@@ -150,6 +159,38 @@ async def test_stages_enrich_media_once_each(settings: Settings, tmp_path: Path,
     assert isinstance(failed, enrichment.EnrichmentFailed) and failed.attempts == 3
     [letter, *_] = [d for d in letters if d.stage == "transcribe" and media.decode_event(d.value).message_id in label]
     assert letter.attempts == 3 and letter.topic == media.TOPIC and "500" in letter.error
+
+    # What it cost: the API's usage on each result, the cache hit on the forward, the metrics, the status.
+    seconds = max(1, fixture_path("voice_note.ogg").stat().st_size // 2000)  # the fake's audio: 2000 bytes a second
+    assert voice.usage is not None and (voice.usage.model, voice.usage.calls) == ("gpt-4o-mini-transcribe", 1)
+    assert (voice.usage.input_tokens, voice.usage.output_tokens) == (10 * seconds, len(voice.text) // 4)
+    assert forwarded.usage == Usage(model="gpt-4o-mini-transcribe", cache_hits=1)
+    assert photo.usage is not None and (photo.usage.calls, photo.usage.input_tokens) == (1, 85)
+    assert text_pdf.usage is None and scanned.usage is not None and (scanned.usage.calls, scanned.usage.pages) == (1, 1)
+
+    def counter(name: str) -> float:
+        [value] = [s.value for f in text_string_to_metric_families(exposition) for s in f.samples
+                   if s.name == f"msgmem_ai_{name}_total" and s.labels == {"stage": "transcribe",
+                                                                          "model": "gpt-4o-mini-transcribe"}]  # fmt: skip
+        return value
+
+    assert counter("calls") >= 2 and counter("cache_hits") >= 1  # voice and audio paid; the forward saved
+    assert counter("input_tokens") >= 10 * seconds and counter("output_tokens") > 0
+    assert counter("spend_usd") == pytest.approx(  # the tokens at the default list prices
+        (counter("input_tokens") * 3.00 + counter("output_tokens") * 5.00) / 1e6
+    )
+
+    chat = Chat(channel=f"USAGE{run}")
+    texts = [chat.received(f"{run}-m{n}", f"message {n}") for n in range(4)]
+    await publish(settings, texts, messages.TOPIC, messages.encode_event)
+    status = await collect(settings, 1)
+    by_model = status.usage.by_model
+    assert by_model[("transcribe", "gpt-4o-mini-transcribe")].calls == 2  # the events count each result once
+    assert by_model[("caption", "gpt-4o-mini")].calls == 1 and by_model[("extract", "gpt-4o-mini")].pages == 1
+    assert status.usage.messages == 4 and status.usage.spend_usd > 0
+    assert f"estimated spend: ${status.usage.spend_usd:.4f} over 1 days, 4 messages: $" in render(status)
+    assert "per 1,000 messages" in render(status)
+
 
 
 async def test_without_an_api_key_results_are_skipped(settings: Settings, tmp_path: Path, clean_cache: None) -> None:

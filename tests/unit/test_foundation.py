@@ -39,6 +39,19 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.database_is_transaction_pooler and settings.statement_cache_size == 0
 
 
+def test_ai_prices_are_json_merged_over_the_list_prices(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).ai_prices["gpt-4o-mini"].input_per_1m_tokens == 0.15  # type: ignore[call-arg]
+    monkeypatch.setenv("AI_PRICES", "")
+    assert Settings(_env_file=None).ai_prices["text-embedding-3-small"].input_per_1m_tokens == 0.02  # type: ignore[call-arg]
+    monkeypatch.setenv("AI_PRICES", '{"gpt-4o-mini": {"input_per_1m_tokens": 0.1}, "my-model": {"per_call": 0.01}}')
+    prices = Settings(_env_file=None).ai_prices  # type: ignore[call-arg]
+    assert prices["gpt-4o-mini"].input_per_1m_tokens == 0.1 and prices["gpt-4o-mini"].output_per_1m_tokens == 0
+    assert prices["my-model"].per_call == 0.01 and prices["whisper-1"].per_audio_minute == 0.006
+    monkeypatch.setenv("AI_PRICES", '{"gpt-4o-mini": {"input_per_1m_tokens": -1}}')
+    with pytest.raises(ValueError, match="ai_prices"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
 def test_production_refuses_placeholder_secrets() -> None:
     with pytest.raises(ValidationError, match="KAFKA_SASL_PASSWORD"):
         Settings(_env_file=None, environment="production", kafka_sasl_password="changeme")  # type: ignore[call-arg]

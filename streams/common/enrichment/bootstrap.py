@@ -15,6 +15,7 @@ from openai import AsyncOpenAI
 
 from contracts.processes import Process
 from contracts.settings import Settings
+from contracts.usage import Usage
 from runtime.openai_client import make_openai
 from streams.common.records import InputRecord, Output
 from streams.common.runner import RetryPolicy, StageParts
@@ -28,6 +29,7 @@ class Resources:
     store: MediaStore
     client: AsyncOpenAI | None
     results: CachedResults
+    meter: Callable[[Usage | None], None]  # each result's usage -> the stage's usage metrics
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ async def enrichment_resources(settings: Settings, metrics: CacheMetrics) -> Asy
         cache = await PostgresResultCache.connect(settings.database_url, statement_cache_size=settings.statement_cache_size)
         client = make_openai(settings)
         try:
-            yield Resources(store, client, CachedResults(cache, metrics))
+            yield Resources(store, client, CachedResults(cache, metrics), metrics.usage.meter(settings.ai_prices))
         finally:
             if client is not None:
                 await client.close()

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from contracts.errors import describe_error
 from runtime.errors import TransientError
+from runtime.usage_metrics import UsageMetrics
 
 Result = dict[str, Any]
 
@@ -94,6 +95,7 @@ class CacheMetrics:
         self.misses = Counter(
             "msgmem_enrichment_cache_misses", "Results computed (an API call)", ["stage"], registry=registry
         ).labels(stage)
+        self.usage = UsageMetrics(registry, stage)
 
 
 class CachedResults:

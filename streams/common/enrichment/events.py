@@ -10,6 +10,7 @@ from contracts import enrichment, media
 from contracts.enrichment import DerivedEvent, EnrichmentFailed, EnrichmentSkipped, SkipReason, Stage
 from contracts.errors import describe_error
 from contracts.ids import event_id
+from contracts.usage import Usage
 from streams.common.records import InputRecord, Output
 
 _STORED = b"media_stored"
@@ -45,6 +46,15 @@ def derived(m: media.MediaStored, cfg: StageConfig, event_type: str, *, now: dat
         "kind": m.kind, "mime_type": m.mime_type, "sha256": m.sha256, "stage": cfg.stage,
         "model": model, "cached": cached, "produced_at": now,
     }  # fmt: skip
+
+
+def usage_of(result: dict[str, Any], cached: bool, model: str) -> Usage | None:
+    """What producing ``result`` cost this event: the calls' usage as computed, or, reused from
+    the cache, nothing but a cache hit. None: a result computed without usage (a fake model)."""
+    if cached:
+        return Usage(model=model, cache_hits=1)
+    raw = result.get("usage")
+    return Usage.model_validate(raw) if raw is not None else None
 
 
 def skipped(m: media.MediaStored, cfg: StageConfig, reason: SkipReason, detail: str, *, now: datetime) -> EnrichmentSkipped:

@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 from contracts.enrichment import DerivedEvent, SkipReason
 from contracts.media import MediaStored
 from contracts.errors import describe_error
+from contracts.usage import Usage
 from streams.common.records import InputRecord, Output
 from runtime.errors import TransientError
 from streams.common.enrichment.cache import CachedResults, CacheKey, Result
 from streams.common.enrichment.events import StageConfig, failed, media_stored, output, skip_reason, skipped
 from runtime.media_storage import MediaStore, StorageError
+from runtime.usage_metrics import no_meter
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class EnrichmentHandler:
     build: Callable[[MediaStored, Result, bool, datetime], DerivedEvent]
     check: Callable[[MediaStored], tuple[SkipReason, str] | None] = lambda _m: None  # stage-specific skips
     now: Now = utc_now
+    meter: Callable[[Usage | None], None] = no_meter
 
     async def __call__(self, record: InputRecord) -> list[Output]:
         m = media_stored(record)
@@ -76,7 +79,9 @@ class EnrichmentHandler:
             result, cached = await self.results.get_or_compute(key, compute)
         except MediaGone as gone:
             return [output(self.cfg.topic, skipped(m, self.cfg, "unreadable", str(gone), now=self.now()))]
-        return [output(self.cfg.topic, self.build(m, result, cached, self.now()))]
+        event = self.build(m, result, cached, self.now())
+        self.meter(getattr(event, "usage", None))
+        return [output(self.cfg.topic, event)]
 
     def give_up(self, record: InputRecord, error: BaseException, attempts: int) -> list[Output]:
         try:

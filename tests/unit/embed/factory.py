@@ -10,6 +10,7 @@ from contracts import enrichment, media, messages
 from contracts.embeddings import encode_vector
 from contracts.enrichment import AudioTranscribed, DocumentExtracted, ImageCaptioned
 from contracts.ids import event_id
+from runtime.embedder import Embedded
 from streams.common.records import InputRecord
 from tests.unit.projections.factory import Chat, at
 
@@ -60,9 +61,9 @@ class Recorder:
         self.batches: list[list[str]] = []
         self.fail = fail or []
 
-    async def __call__(self, texts: list[str]) -> list[str]:
+    async def __call__(self, texts: list[str]) -> Embedded:
         self.batches.append(list(texts))
         await asyncio.sleep(0)
         if self.fail:
             raise self.fail.pop(0)
-        return [encode_vector([float(len(t)), 1.0]) for t in texts]
+        return Embedded([encode_vector([float(len(t)), 1.0]) for t in texts], sum(len(t.split()) for t in texts))

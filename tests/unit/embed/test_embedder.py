@@ -13,7 +13,7 @@ from contracts.embeddings import decode_vector, encode_vector
 from contracts.settings import Settings
 from msgmem.localstack.http_server import serving
 from runtime.errors import TransientError
-from runtime.embedder import BatchingEmbedder, OpenAIEmbeddings, make_embedder
+from runtime.embedder import BatchingEmbedder, EmbedUsage, OpenAIEmbeddings, _shares, make_embedder
 from runtime.openai_client import ModelRejected, make_openai
 from tests.fakes.openai_api import FakeOpenAI
 from tests.unit.embed.factory import Recorder
@@ -61,6 +61,24 @@ async def test_a_failed_call_fails_every_caller_and_a_retry_goes_through() -> No
     assert call.batches == [["a", "b"], ["a", "b"]]
 
 
+async def test_each_caller_is_charged_its_share_of_the_calls_and_tokens() -> None:
+    call = Recorder()  # reports one token a word
+    embedder = BatchingEmbedder(call, cache_key="m/2", max_inputs=3, wait_seconds=0.01)
+    (_, a), (_, b) = await asyncio.gather(
+        embedder.embed_counted(["one two three", "four five"], [3, 2]), embedder.embed_counted(["six", "seven"], [1, 1])
+    )
+    assert [len(batch) for batch in call.batches] == [3, 1]
+    assert (a.calls + b.calls, a.input_tokens + b.input_tokens) == (2, 7)  # the sums are what was paid
+    assert a == EmbedUsage(calls=1, input_tokens=5) and b == EmbedUsage(calls=1, input_tokens=2)
+    _, again = await embedder.embed_counted(["six", "eight"], [1, 1])
+    assert again == EmbedUsage(calls=1, input_tokens=1, cache_hits=1)  # "six" came from memory
+
+
+def test_a_calls_tokens_are_shared_by_token_counts() -> None:
+    assert _shares(10, [1, 1, 1]) == [4, 3, 3] and sum(_shares(7, [5, 2, 9])) == 7
+    assert _shares(None, [5, 2]) == [5, 2]  # the server said nothing: our own counts
+
+
 @pytest.fixture
 async def fake_api() -> AsyncIterator[tuple[FakeOpenAI, Settings]]:
     fake = FakeOpenAI()
@@ -84,6 +102,8 @@ async def test_openai_adapter_asks_for_the_dimensions_and_keeps_base64(fake_api:
         assert dot(vectors[0], vectors[1]) > 0.3 > abs(dot(vectors[0], vectors[2]))  # shared words: similar
         [call] = fake.calls("/v1/embeddings")
         assert call.model == "text-embedding-3-small" and call.detail == {"inputs": 3}
+        answer = await OpenAIEmbeddings(client, settings.embeddings_model, 256)(["a b c", "d"])
+        assert answer.input_tokens == 4  # the API's usage.prompt_tokens
 
         fake.fail(status=429, retry_after=1.5, path="/v1/embeddings")
         with pytest.raises(TransientError) as caught:

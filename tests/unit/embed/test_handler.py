@@ -12,6 +12,7 @@ from contracts import embeddings
 from contracts.embeddings import ChunksReplaced, EmbeddingFailed, EmbeddingSkipped, EmbeddingsRemoved, decode_vector
 from runtime.errors import TransientError
 from streams.embed.agent import EmbedHandler
+from contracts.usage import Usage
 from runtime.tokenizer import load_tokenizer
 from runtime.embedder import BatchingEmbedder
 from streams.embed.logic import EmbedConfig
@@ -44,6 +45,10 @@ async def test_a_typed_text_becomes_its_chunks_with_vectors() -> None:
     assert call.batches == [[c.text for c in event.chunks]]  # one API call for the message
     assert list(decode_vector(event.chunks[0].embedding)) == [float(len(event.chunks[0].text)), 1.0]
     assert event.model == "text-embedding-3-small" and event.dimensions == 2 and event.tokenizer == "cl100k_base"
+    words = sum(len(c.text.split()) for c in event.chunks)  # what the Recorder reports as the call's tokens
+    assert event.usage == Usage(model="text-embedding-3-small", calls=1, input_tokens=words)
+    [again] = await produced(h, CHAT.received("p2", text, t=6))  # the same text: every chunk from memory
+    assert again.usage == Usage(model="text-embedding-3-small", cache_hits=len(event.chunks))  # type: ignore[union-attr]
 
 
 async def test_the_same_input_is_the_same_event_and_another_text_another() -> None:

@@ -16,8 +16,19 @@ from msgmem.localstack.http_server import serving
 from streams.common.enrichment.cache import CachedResults, CacheMetrics, MemoryResultCache
 from runtime.openai_client import make_openai
 from runtime.media_storage import LocalMediaStore
+from runtime.usage_metrics import UsageMetrics
 from tests.fakes.events import put_fixture
 from tests.fakes.openai_api import FakeOpenAI
+
+
+def usage_counters(metrics: UsageMetrics, stage: str, model: str) -> dict[str, float]:
+    """The msgmem_ai_* counters of (stage, model), by their suffix (calls, input_tokens, ..., spend_usd)."""
+    out = {}
+    for metric in metrics.registry.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.labels == {"stage": stage, "model": model}:
+                out[sample.name.removeprefix("msgmem_ai_").removesuffix("_total")] = sample.value
+    return out
 
 
 @dataclass

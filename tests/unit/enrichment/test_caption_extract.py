@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
+import pytest
+
 from contracts import enrichment
 from contracts.settings import Settings
+from contracts.usage import Usage
 from streams.caption.agent import make_handler as caption_handler
 from streams.caption.captioner import OpenAICaptioner
 from streams.caption.logic import MAX_TOKENS, PROMPT
@@ -19,7 +22,7 @@ from streams.extract.pdf import render_page
 from streams.extract.reader import OpenAIPageReader
 from streams.media.logic import content_path
 from tests.fakes.events import fixture_path, media_record, sha256_file, stored_event
-from tests.unit.enrichment.conftest import Env
+from tests.unit.enrichment.conftest import Env, usage_counters
 
 
 def captions(env: Env, **settings: object):  # type: ignore[no-untyped-def]
@@ -116,3 +119,21 @@ async def test_page_reads_retry_on_their_own_schedule(env: Env) -> None:
     await runner.run_batch([media_record(stored_event("receipt_scanned.pdf", "document"))])
     assert [c.status for c in env.fake.calls("/v1/chat/completions")] == [503, 503, 200]
     assert isinstance(enrichment.decode_document(writer.written[0].value), enrichment.DocumentExtracted)
+
+
+async def test_captions_and_model_read_pages_record_their_usage(env: Env) -> None:
+    env.fake.descriptions[sha256_file("receipt_photo.jpg")] = "A delivery receipt for order 4271."
+    photo = await only(captions(env), stored_event("receipt_photo.jpg", "image"), enrichment.decode_caption)
+    assert photo.usage == Usage(model="gpt-4o-mini", calls=1, input_tokens=85, output_tokens=len(photo.caption) // 4)
+    text = await only(extractor(env), stored_event("invoice_text.pdf", "document"), enrichment.decode_document)
+    assert text.usage is None  # the text layer is free
+    handler = extractor(env)
+    handler.meter = env.metrics.usage.meter(env.settings.ai_prices)
+    scanned = await only(handler, stored_event("receipt_scanned.pdf", "document"), enrichment.decode_document)
+    assert scanned.usage is not None and (scanned.usage.calls, scanned.usage.pages) == (1, 1)
+    assert scanned.usage.input_tokens == 85 and scanned.usage.output_tokens == len(scanned.text) // 4
+    again = await only(handler, stored_event("receipt_scanned.pdf", "document", message="fwd"), enrichment.decode_document)
+    assert again.usage == Usage(model="gpt-4o-mini", cache_hits=1)
+    counted = usage_counters(env.metrics.usage, "test", "gpt-4o-mini")
+    assert (counted["calls"], counted["pages"], counted["cache_hits"]) == (1, 1, 1)
+    assert counted["spend_usd"] == pytest.approx((85 * 0.15 + len(scanned.text) // 4 * 0.60) / 1e6)

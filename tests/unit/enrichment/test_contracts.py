@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from contracts import enrichment, media
 from contracts.envelope import EventDecodeError
+from contracts.usage import Usage
 from streams.common.enrichment.events import StageConfig, derived, skipped
 from tests.fakes.events import stored_event
 
@@ -39,3 +41,15 @@ def test_result_ids_change_with_the_model_only() -> None:
     assert a["event_id"] == derived(m, CFG, "audio_transcribed", now=datetime.now(UTC), model="model-a")["event_id"]
     assert a["event_id"] != derived(m, CFG, "audio_transcribed", now=NOW, model="model-b")["event_id"]
     assert a["message_id"] == m.message_id and a["media_id"] == m.media_id and a["chat_key"] == m.chat_key
+
+
+def test_events_written_before_usage_existed_still_decode() -> None:
+    m = stored_event("voice_note.ogg", "voice")
+    usage = Usage(model=CFG.model, calls=1, input_tokens=120, output_tokens=30, audio_seconds=12.5)
+    transcript = enrichment.AudioTranscribed(
+        **derived(m, CFG, "audio_transcribed", now=NOW, model=CFG.model), text="hi", usage=usage
+    )
+    assert enrichment.decode_transcript(enrichment.encode_event(transcript)).usage == usage
+    old = orjson.loads(enrichment.encode_event(transcript))
+    del old["usage"]
+    assert enrichment.decode_transcript(orjson.dumps(old)) == transcript.model_copy(update={"usage": None})

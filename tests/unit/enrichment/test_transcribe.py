@@ -8,14 +8,15 @@ import asyncio
 import pytest
 
 from contracts import enrichment
+from contracts.usage import Usage
 from streams.common.outputs import RecordingOutputs
 from streams.common.runner import RetryPolicy, StageRunner
 from runtime.errors import TransientError
 from runtime.openai_client import ModelRejected
 from streams.transcribe.agent import make_handler
 from streams.transcribe.transcriber import OpenAITranscriber
-from tests.fakes.events import media_record, sha256_file, stored_event
-from tests.unit.enrichment.conftest import Env
+from tests.fakes.events import fixture_path, media_record, sha256_file, stored_event
+from tests.unit.enrichment.conftest import Env, usage_counters
 
 
 def handler_for(env: Env, **settings: object):  # type: ignore[no-untyped-def]
@@ -123,3 +124,24 @@ async def test_exhausted_retries_dead_letter_and_record_the_failure(env: Env) ->
     assert [o.topic for o in writer.written] == ["wa.deadletter", enrichment.TRANSCRIPTS_TOPIC]
     failed = enrichment.decode_transcript(writer.written[1].value)
     assert isinstance(failed, enrichment.EnrichmentFailed) and failed.attempts == 3
+
+
+async def test_usage_is_recorded_as_the_api_reports_it_and_counted(env: Env) -> None:
+    seconds = max(1, fixture_path("voice_note.ogg").stat().st_size // 2000)  # the fake's audio: 2000 bytes a second
+    s = env.settings
+    transcriber = OpenAITranscriber(env.client, s.transcription_model, asyncio.Semaphore(4))
+    handler = make_handler(s, env.store, transcriber, env.results, env.metrics.usage.meter(s.ai_prices))
+    first = await transcript(handler, stored_event("voice_note.ogg", "voice", duration=7.5))
+    assert isinstance(first, enrichment.AudioTranscribed) and first.usage is not None
+    # gpt-4o-mini-transcribe reports tokens (audio in, text out); the seconds are the message's own
+    assert first.usage.model == "gpt-4o-mini-transcribe" and first.usage.calls == 1
+    assert first.usage.input_tokens == 10 * seconds and first.usage.output_tokens == len(first.text) // 4
+    assert first.usage.audio_seconds == 7.5 and first.usage.cache_hits == 0
+    again = await transcript(handler, stored_event("voice_note.ogg", "voice", message="fwd"))
+    assert again.cached and again.usage == Usage(model="gpt-4o-mini-transcribe", cache_hits=1)  # type: ignore[union-attr]
+    counted = usage_counters(env.metrics.usage, "test", "gpt-4o-mini-transcribe")
+    assert counted["calls"] == 1 and counted["cache_hits"] == 1 and counted["audio_seconds"] == 7.5
+    assert counted["spend_usd"] == pytest.approx((10 * seconds * 3.00 + len(first.text) // 4 * 5.00) / 1e6)
+
+    whisper = await transcript(handler_for(env, transcription_model="whisper-1"), stored_event("voice_note.ogg", "voice"))
+    assert whisper.usage == Usage(model="whisper-1", calls=1, audio_seconds=seconds)  # type: ignore[union-attr]
