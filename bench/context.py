@@ -448,9 +448,9 @@ def main() -> None:
 def measure(args: argparse.Namespace, work: Path) -> None:
     t0 = time.monotonic()
     stack: Stack = start_stack(work / "stack", durable=True)
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    busy = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"stack up in {time.monotonic() - t0:.0f} s; logs in {work}; {os.cpu_count()} cores, "
-          f"load average {load} (other work on the machine skews the tails)", flush=True)  # fmt: skip
+          f"load average {busy} (other work on the machine skews the tails)", flush=True)  # fmt: skip
     settings = stack.settings
     url = settings.database_url
     logs = work / "logs"
