@@ -239,19 +239,27 @@ async def get_context(
     Recall that cannot embed the query (the API down or refusing) falls back to exact words and
     ``semantic`` says why; recall switched off gives no snippets, with the setting named.
     """
-    is_group = await pool.fetchval(KNOWN_SQL, chat)
-    if is_group is None:
-        raise UnknownChat()
     size = query.window or config.window
     budget = query.max_tokens or config.max_tokens
     k = config.recall_snippets if query.k is None else query.k
-    rows = await pool.fetch(WINDOW_SQL, chat, config.redact_deleted, size)
-    window = [_window_message(r) for r in reversed(rows)]
-    text, source = query.q, "given" if query.q else None
-    if text is None:
-        latest = await pool.fetchval(LATEST_INBOUND_SQL, chat)
-        text, source = (latest[:MAX_QUERY_CHARS], "latest_inbound") if latest else (None, None)
-    snippets, semantic = await _recall(pool, embedder, chat, text, k, {m.message_id for m in window}, config)
+    # One connection for every statement (each pool.fetch is an acquire and a reset, a round
+    # trip of its own); recall by meaning embeds the query first, so it takes one of its own
+    # rather than hold this one during an API call.
+    async with pool.acquire() as conn:
+        is_group = await conn.fetchval(KNOWN_SQL, chat)
+        if is_group is None:
+            raise UnknownChat()
+        rows = await conn.fetch(WINDOW_SQL, chat, config.redact_deleted, size)
+        window = [_window_message(r) for r in reversed(rows)]
+        text, source = query.q, "given" if query.q else None
+        if text is None:
+            latest = await conn.fetchval(LATEST_INBOUND_SQL, chat)
+            text, source = (latest[:MAX_QUERY_CHARS], "latest_inbound") if latest else (None, None)
+        in_window = {m.message_id for m in window}
+        if embedder is None:
+            snippets, semantic = await _recall(conn, embedder, chat, text, k, in_window, config)
+    if embedder is not None:
+        snippets, semantic = await _recall(pool, embedder, chat, text, k, in_window, config)
     assembled = assemble(window, snippets, load_tokenizer(config.tokenizer), budget, is_group=is_group)
     return ContextAnswer(
         chat=chat, query=text, query_source=source, max_tokens=budget, window=size, tokens=assembled.tokens,
@@ -262,7 +270,7 @@ async def get_context(
 
 
 async def _recall(
-    pool: asyncpg.Pool, embedder: QueryEmbedder | None, chat: str, text: str | None, k: int, in_window: set[str],
+    pool: asyncpg.Pool | asyncpg.Connection, embedder: QueryEmbedder | None, chat: str, text: str | None, k: int, in_window: set[str],
     config: MemoryConfig,
 ) -> tuple[list[Snippet], SemanticUse]:  # fmt: skip
     if not text or k == 0:

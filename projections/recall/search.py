@@ -136,6 +136,11 @@ select exists (select 1 from chats where chat_key = $1) as known,
 # A text hit stands for its (message, source) only when no chunk of them matched the words.
 # Texts have no stored tsvector (see migration 0009): a chat's messages are read directly only
 # up to 2,000 of them, each one's words computed on the fly; a larger chat uses the GIN index.
+# The fused rows (a few dozen) look up their chunk and message by primary key: written as plain
+# joins, the planner (expecting 1,000 rows from each function) hashed the whole of chat_messages
+# on a small table (7 ms of a 10 ms statement at 20,000 messages; at 1,000,000 it chose the index
+# itself); a lateral subquery with a limit is not flattened into a join, so it stays an index
+# lookup per row whatever the estimates.
 RECALL_SQL = """
 with meaning as (
     select v.message_id, v.chunk_index, v.source,
@@ -166,8 +171,14 @@ select f.message_id, f.chunk_index, f.source, coalesce(e.chunk_text, f.excerpt) 
        e.end_token, (1 - (e.embedding <=> $2::vector))::float8 as similarity, f.score, f.by_meaning, f.by_words,
        m.provider_timestamp, m.sender_id, m.sender_name, m.direction, m.message_type
 from fused f
-left join message_embeddings e on e.message_id = f.message_id and e.chunk_index = f.chunk_index
-left join chat_messages m on m.id = f.message_id
+left join lateral (
+    select x.message_id, x.chunk_text, x.start_token, x.end_token, x.embedding from message_embeddings x
+    where x.message_id = f.message_id and x.chunk_index = f.chunk_index limit 1
+) e on true
+left join lateral (
+    select y.provider_timestamp, y.sender_id, y.sender_name, y.direction, y.message_type from chat_messages y
+    where y.id = f.message_id limit 1
+) m on true
 where e.message_id is not null or f.chunk_index is null
 order by f.score desc, similarity desc nulls last, f.message_id, f.chunk_index nulls last, f.source
 limit $9::integer
@@ -181,7 +192,7 @@ def _matched(by_meaning: bool, by_words: bool) -> Literal["meaning", "words", "b
 
 
 async def recall(
-    pool: asyncpg.Pool, embedder: QueryEmbedder | None, chat: str, query: str, k: int = 10,
+    pool: asyncpg.Pool | asyncpg.Connection, embedder: QueryEmbedder | None, chat: str, query: str, k: int = 10,
     min_similarity: float = 0.3, *, config: RecallConfig = RecallConfig(),
 ) -> list[Snippet]:  # fmt: skip
     """The ``k`` best snippets of chat ``chat`` for ``query``, best first (``search`` without the why)."""
@@ -189,13 +200,13 @@ async def recall(
 
 
 async def search(
-    pool: asyncpg.Pool, embedder: QueryEmbedder | None, chat: str, query: str, k: int = 10,
+    pool: asyncpg.Pool | asyncpg.Connection, embedder: QueryEmbedder | None, chat: str, query: str, k: int = 10,
     min_similarity: float = 0.3, *, config: RecallConfig = RecallConfig(),
 ) -> Answer:  # fmt: skip
     """The ``k`` best snippets of chat ``chat`` for ``query``, best first, and whether they were
     ranked by meaning (and why not).
 
-    ``pool`` needs the vector codec (``projections.embeddings.vectors.register_vector`` as
+    ``pool`` (or one of its connections) needs the vector codec (``projections.embeddings.vectors.register_vector`` as
     its ``init``). Errors of the embeddings API propagate (``TransientError``,
     ``ModelRejected``); ``RecallDisabled`` when settings switch recall off; ``UnknownChat``
     when no chat has the key.
