@@ -177,7 +177,9 @@ async def test_a_corrupted_live_row_is_reported_and_swaps_follow_the_flags(
     strict = await rebuild(settings, ["chat_message_pending"], progress=False, require_match=True)
     assert not only(strict).swapped and strict.exit_code == 1 and await oids(db) == old
 
-    repaired = await rebuild(settings, None, progress=False)  # every projection: only chat_messages differs
+    # Every projection this test runs a live projector for (dead_letters' would differ: the
+    # poison's letters are on the log, and no live projector put them in the table here).
+    repaired = await rebuild(settings, ["messages", "media", "embeddings"], progress=False)  # only chat_messages differs
     assert [(p.projection, p.swapped, p.match) for p in repaired.projections] == [
         ("chat_messages", True, False), ("chat_media", True, True), ("message_embeddings", True, True)]
     assert repaired.exit_code == 0

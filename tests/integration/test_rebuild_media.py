@@ -139,8 +139,10 @@ async def test_chat_messages_text_from_media_is_the_same_whichever_projection_is
     assert "2 chat_messages rows took the rebuilt chat_media's text" in repaired.outcome
     assert await table_rows(db, TABLES) == truth
 
-    for names in (["messages"], None):  # messages alone, then every projection: nothing differs
+    # messages alone, then every projection with a live projector here (not dead_letters): nothing differs
+    for names in (["messages"], ["messages", "media", "embeddings"]):
         report = await rebuild(settings, names, progress=False)
-        assert all(p.swapped and p.match for p in report.projections), report
+        assert all(p.swapped and p.match for p in report.projections), [
+            (p.projection, p.swapped, p.match, p.outcome, p.warnings) for p in report.projections]
         assert await table_rows(db, TABLES) == truth
     assert [p.projection for p in report.projections] == ["chat_messages", "chat_media", "message_embeddings"]
