@@ -5,12 +5,15 @@ Run it with ``python -m msgmem.readside`` (uvicorn on RECALL_HOST:RECALL_PORT)."
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC
 
 from contracts.settings import Settings
 from msgmem import dlq
 from msgmem.status import PartitionLag, collect_lags
 from projections.recall.console.pipeline import DeadLetter, Lag, PipelineView, RetryOutcome
+
+log = logging.getLogger(__name__)
 
 
 class OperatorPipeline:
@@ -21,10 +24,22 @@ class OperatorPipeline:
         self._settings = settings
 
     async def view(self) -> PipelineView:
-        lags = await collect_lags(self._settings)
-        letters = await dlq.load(self._settings)
-        ordered = sorted(letters.values(), key=lambda x: (x.state != "open", -x.letter.failed_at.timestamp()))
-        return PipelineView([_lag(p) for p in lags], [_letter(x) for x in ordered])
+        """What can be read now: a broker or database that does not answer leaves its part empty
+        and says so (the error's type only), instead of failing the page."""
+        problems, lags, letters = [], [], []
+        try:
+            lags = [_lag(p) for p in await collect_lags(self._settings)]
+        except Exception as exc:  # noqa: BLE001 - shown on the page, the page still answers
+            problems.append(f"lags unavailable ({type(exc).__name__})")
+        try:
+            found = (await dlq.load(self._settings)).values()
+            ordered = sorted(found, key=lambda x: (x.state != "open", -x.letter.failed_at.timestamp()))
+            letters = [_letter(x) for x in ordered]
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"dead letters unavailable ({type(exc).__name__})")
+        if problems:
+            log.warning("console pipeline page: %s", "; ".join(problems))
+        return PipelineView(lags, letters, "; ".join(problems) or None)
 
     async def retry(self, letter_id: str, by: str) -> RetryOutcome | None:
         chosen = dlq.select(await dlq.load(self._settings), stage=None, ids=[letter_id], everything=False)

@@ -146,6 +146,14 @@ async def chat_providers(pool: asyncpg.Pool) -> list[tuple[str, str]]:
     return [(r["provider"], r["channel_id"]) for r in rows]
 
 
+async def chat_summary(pool: asyncpg.Pool, chat: str) -> ChatSummary:
+    """One chat's names and channel, without the counts (a primary-key read, whatever its size)."""
+    r = await pool.fetchrow(f"select {_CHAT_COLUMNS} from chats c where c.chat_key = $1", chat)
+    if r is None:
+        raise UnknownChat()
+    return ChatSummary(**_summary(r))
+
+
 async def chat_detail(pool: asyncpg.Pool, chat: str, *, now: datetime | None = None) -> ChatDetail:
     """One chat: consent, the customer-service window (last inbound + 24 h) and message counts."""
     r = await pool.fetchrow(CHAT_SQL, chat)

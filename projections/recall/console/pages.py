@@ -125,7 +125,7 @@ def install(app: FastAPI, settings: Settings, pipeline: Pipeline | None = None) 
         except (UnicodeDecodeError, ValueError):
             return {}
 
-    Operator = Annotated[Session, Depends(current)]
+    operator = Depends(current)
     router = APIRouter(prefix=PATH, include_in_schema=False)
 
     @router.get("/login")
@@ -156,14 +156,14 @@ def install(app: FastAPI, settings: Settings, pipeline: Pipeline | None = None) 
         return response
 
     @router.post("/logout")
-    async def logout(request: Request, session: Operator) -> Response:
+    async def logout(request: Request, session: Session = operator) -> Response:
         response = RedirectResponse(f"{PATH}/login", status_code=303)
         if csrf_ok(session, (await form(request)).get("csrf", "")):
             response.delete_cookie(SESSION_COOKIE, path=PATH)
         return response
 
     @router.get("/")
-    async def chats(request: Request, session: Operator, q: Text = None, provider: Text = None,
+    async def chats(request: Request, session: Session = operator, q: Text = None, provider: Text = None,
                     channel: Text = None, after: Text = None) -> Response:  # fmt: skip
         pool = request.app.state.pool
         text, provider, channel = clean(q), clean(provider), clean(channel)
@@ -175,10 +175,11 @@ def install(app: FastAPI, settings: Settings, pipeline: Pipeline | None = None) 
                       channels=await memory.chat_providers(pool))  # fmt: skip
 
     @router.get("/chats/{chat}")
-    async def conversation(request: Request, session: Operator, chat: str, before: Text = None,
+    async def conversation(request: Request, chat: str, session: Session = operator, before: Text = None,
                            at: Text = None) -> Response:  # fmt: skip
         chat = _chat(chat)
         pool, links, own = request.app.state.pool, request.app.state.links, str(request.base_url)
+        summary = await memory.chat_summary(pool, chat)
         if at:
             page = await memory.messages_from(pool, chat, _chat(at), PAGE_SIZE, links, own_base=own)
         else:
@@ -186,15 +187,15 @@ def install(app: FastAPI, settings: Settings, pipeline: Pipeline | None = None) 
             page = await memory.list_messages(pool, chat, query, links, own_base=own)
         edited = [m.id for m in page.messages if m.edited_at is not None]
         versions = await memory.message_versions(pool, edited)
-        values = {"session": session, "page": page, "versions": versions, "chat_key": chat}
+        values = {"session": session, "page": page, "versions": versions, "detail": summary}
         if request.headers.get("hx-request") == "true":
             return render(request, "_messages.html", **values)
-        return render(request, "conversation.html", detail=await memory.chat_detail(pool, chat), **values)
+        return render(request, "conversation.html", **values)
 
     @router.get("/chats/{chat}/search")
-    async def chat_search(request: Request, session: Operator, chat: str, q: Text = None) -> Response:
+    async def chat_search(request: Request, chat: str, session: Session = operator, q: Text = None) -> Response:
         chat, text = _chat(chat), clean(q)
-        detail = await memory.chat_detail(request.app.state.pool, chat)
+        detail = await memory.chat_summary(request.app.state.pool, chat)
         answer = None
         if text:
             config = request.app.state.memory_config
@@ -203,13 +204,13 @@ def install(app: FastAPI, settings: Settings, pipeline: Pipeline | None = None) 
         return render(request, "search.html", session=session, detail=detail, q=text or "", answer=answer)
 
     @router.get("/pipeline")
-    async def pipeline_page(request: Request, session: Operator) -> Response:
+    async def pipeline_page(request: Request, session: Session = operator) -> Response:
         view = await pipeline.view() if pipeline is not None else None
         return render(request, "pipeline.html", session=session, view=view,
                       result=request.query_params.get("result"))  # fmt: skip
 
     @router.post("/pipeline/retry")
-    async def retry(request: Request, session: Operator) -> Response:
+    async def retry(request: Request, session: Session = operator) -> Response:
         fields = await form(request)
         if not csrf_ok(session, fields.get("csrf", "")):
             log.warning("console retry refused: bad CSRF token")

@@ -38,6 +38,7 @@ class DeadLetter:
 class PipelineView:
     lags: list[Lag]
     letters: list[DeadLetter]
+    problem: str | None = None  # what could not be read (the error's type), shown instead
 
     @property
     def open_letters(self) -> int:
