@@ -297,6 +297,10 @@ async def test_no_page_without_the_key_and_no_post_without_the_token(world: Worl
         assert ok.headers["location"] == "/console/" and "mm_console=" in ok.headers["set-cookie"]
         assert "samesite=strict" in ok.headers["set-cookie"].lower() and "httponly" in ok.headers["set-cookie"].lower()
         assert (await client.get("/console/")).status_code == 200
+        unknown = await client.get("/console/chats/whapi:NOPE:1")
+        assert unknown.status_code == 404 and "No chat has this key." in unknown.text
+        api = await client.get("/chats/whapi:NOPE:1", headers={"Authorization": "Bearer nope"})
+        assert api.status_code == 401  # the memory API's refusals stay its own
         forged = await client.post("/console/pipeline/retry", data={"csrf": "forged", "letter": world.letter.dead_letter_id})
         assert forged.status_code == 403
         client.cookies.set("mm_console", client.cookies["mm_console"] + "x", path="/console")

@@ -32,7 +32,7 @@ from projections.recall import memory
 from projections.recall import request as checks
 from projections.recall.console.pipeline import Pipeline
 from projections.recall.console.session import LOGIN_COOKIE, PATH, SESSION_COOKIE, Session, Sessions, csrf_ok
-from projections.recall.search import search
+from projections.recall.search import UnknownChat, search
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,13 @@ def install(app: FastAPI, settings: Settings, pipeline: Pipeline | None = None) 
             return Response(status_code=401, headers={"HX-Redirect": f"{PATH}/login"})
         return RedirectResponse(f"{PATH}/login", status_code=303)
 
+    previous = app.exception_handlers.get(UnknownChat)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if previous is not None and not request.url.path.startswith(f"{PATH}/"):
+            return await previous(request, exc)  # the memory API's JSON 404
+        return render(request, "error.html", 404, message="No chat has this key.")
+
     async def off(request: Request, exc: Exception) -> Response:
         return render(request, "error.html", 503, message="The console is off: set CONSOLE_API_KEY and "
                       "CONSOLE_SESSION_KEY.")  # fmt: skip
@@ -235,6 +242,7 @@ def install(app: FastAPI, settings: Settings, pipeline: Pipeline | None = None) 
     app.mount(f"{PATH}/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.add_exception_handler(LoginNeeded, login_needed)
     app.add_exception_handler(Off, off)
+    app.add_exception_handler(UnknownChat, not_found)
 
 
 def _chat(value: str) -> str:
