@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,12 +29,12 @@ from contracts import deadletter, raw
 from contracts.deadletter import DeadLettered
 from contracts.raw import RawDelivery
 from contracts.settings import Settings
-from msgmem.localstack.processes import Child, env_with, file_sink, free_port
 from projections.embeddings.vectors import register_vector
+from projections.messages.store import MessagesWriter
 from runtime.kafka import make_producer
 from tests.conftest import FIXTURES, PROJECTED_TABLES
-from projections.messages.store import MessagesWriter
 from tests.integration.test_memory_api import SIGNING_KEY, Seeded, seed
+from tests.integration.test_recall_api import recall_service
 from tests.unit.projections.factory import Chat
 from tests.unit.projections.factory import items as message_items
 
@@ -102,26 +100,6 @@ async def seed_group(pool: asyncpg.Pool, channel: str) -> Chat:
     return group
 
 
-@contextmanager
-def readside(settings: Settings, log_dir: Path, media_dir: Path) -> Iterator[str]:
-    port = free_port()
-    env = {
-        "DATABASE_URL": settings.database_url, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix, "KAFKA_GROUP_PREFIX": settings.kafka_group_prefix,
-        "RECALL_PORT": str(port), "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1", "OPENAI_API_KEY": "",
-        "CONSOLE_API_KEY": CONSOLE_KEY, "CONSOLE_SESSION_KEY": SESSION_KEY, "MEDIA_SIGNING_KEY": SIGNING_KEY,
-        "MEDIA_LOCAL_DIR": str(media_dir), "STATE_DIR": str(log_dir / "state"),
-    }  # fmt: skip
-    child = Child("readside", [sys.executable, "-m", "msgmem.readside"], ready_pattern="Application startup complete",
-                  env=env_with(env), cwd=log_dir, sink=file_sink(log_dir / "readside.log"))  # fmt: skip
-    child.start()
-    try:
-        child.wait_ready(60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        child.stop()
-
-
 @dataclass
 class World:
     seeded: Seeded
@@ -143,8 +121,13 @@ async def world(module_settings: Settings, tmp_path_factory: pytest.TempPathFact
             photo.write_bytes(PNG)
         letter = await poison_letter(module_settings)
         logs = tmp_path_factory.mktemp("readside")
-        with readside(module_settings, logs, media_dir) as base:
-            yield World(seeded, group, letter, base, logs / "readside.log")
+        with recall_service(module_settings.model_copy(update={"openai_api_key": None}), logs, "msgmem.readside",
+                            KAFKA_BOOTSTRAP_SERVERS=module_settings.kafka_bootstrap_servers,
+                            KAFKA_TOPIC_PREFIX=module_settings.kafka_topic_prefix,
+                            KAFKA_GROUP_PREFIX=module_settings.kafka_group_prefix, CONSOLE_API_KEY=CONSOLE_KEY,
+                            CONSOLE_SESSION_KEY=SESSION_KEY, MEDIA_SIGNING_KEY=SIGNING_KEY,
+                            MEDIA_LOCAL_DIR=str(media_dir), STATE_DIR=str(logs / "state")) as base:  # fmt: skip
+            yield World(seeded, group, letter, base, logs / "recall.log")
     finally:
         await pool.close()
 
