@@ -122,7 +122,7 @@ DEADLETTERS_PROJECTOR = Process(
     "wa.deadletter to dead_letters (one row per letter: open, retried, resolved)", inputs=(topics.DEADLETTER.name,),
     projection="dead_letters", metrics_port_setting="deadletters_projector_metrics_port",
 )
-RECALL = Process("recall", "projections.recall", "http", r"Uvicorn running on", "recall API for agents")
+RECALL = Process("recall", "msgmem.readside", "http", r"Uvicorn running on", "recall API for agents")
 ALERTS = Process("alerts", "msgmem.alerts", "ops", r"alerts watching", "Telegram / webhook alert per new dead letter")
 
 #: In the order `msgmem dev` starts them.

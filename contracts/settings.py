@@ -238,6 +238,12 @@ class Settings(BaseSettings):
     # `msgmem mcp --transport http`: where the MCP server listens (RECALL_API_KEY guards it).
     mcp_host: str = "127.0.0.1"
     mcp_port: int = Field(8091, ge=0)
+    # The web console (/console on the recall service): the operator key its login page asks
+    # for, the key that signs its session cookie, and how long a session lasts. Without both
+    # keys every console page answers 503 (off).
+    console_api_key: SecretStr | None = None
+    console_session_key: SecretStr | None = None
+    console_session_seconds: int = Field(8 * 3600, ge=60, le=30 * 24 * 3600)
     # /docs and /openapi.json of ingest and recall; unset: served except in production.
     serve_openapi: bool | None = None
 

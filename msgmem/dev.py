@@ -35,10 +35,11 @@ def _port(configured: int) -> int:
     return configured or free_port()
 
 
-# media_signing_key: the recall service signs media URLs of the local store with it.
+# media_signing_key: the recall service signs media URLs of the local store with it;
+# console_api_key / console_session_key: the web console's login and its session cookie.
 _DEV_SECRETS = (
     "whapi_token", "meta_app_secret", "meta_verify_token", "evolution_api_key", "ingest_api_key", "recall_api_key",
-    "media_signing_key",
+    "media_signing_key", "console_api_key", "console_session_key",
 )
 
 

@@ -112,21 +112,35 @@ async def collect_usage(settings: Settings, days: int, *, now: datetime | None =
     return UsageReport(since, days, fold(events, settings.ai_prices, since=since), count)
 
 
+async def _lags(settings: Settings, conn: asyncpg.Connection) -> list[PartitionLag]:
+    ends = {topic: await end_offsets(settings, topic) for s in SERVICES for topic in s.inputs}
+    partitions: list[PartitionLag] = []
+    for service in SERVICES:
+        if not service.consumes:
+            continue
+        committed = (
+            await _postgres_committed(conn, service.projection) if service.projection
+            else await _kafka_committed(settings, service.group_in(settings))
+        )
+        for topic in service.inputs:
+            for tp, end in sorted(ends[topic].items(), key=lambda item: item[0].partition):
+                partitions.append(PartitionLag(service.name, topic, tp.partition, committed.get((topic, tp.partition)), end))
+    return partitions
+
+
+async def collect_lags(settings: Settings) -> list[PartitionLag]:
+    """Every consuming stage's lag by input partition (``collect`` without letters, tables or usage)."""
+    conn = await asyncpg.connect(settings.database_url, statement_cache_size=settings.statement_cache_size)
+    try:
+        return await _lags(settings, conn)
+    finally:
+        await conn.close()
+
+
 async def collect(settings: Settings, days: int = 7) -> Status:
     conn = await asyncpg.connect(settings.database_url, statement_cache_size=settings.statement_cache_size)
     try:
-        ends = {topic: await end_offsets(settings, topic) for s in SERVICES for topic in s.inputs}
-        partitions: list[PartitionLag] = []
-        for service in SERVICES:
-            if not service.consumes:
-                continue
-            committed = (
-                await _postgres_committed(conn, service.projection) if service.projection
-                else await _kafka_committed(settings, service.group_in(settings))
-            )
-            for topic in service.inputs:
-                for tp, end in sorted(ends[topic].items(), key=lambda item: item[0].partition):
-                    partitions.append(PartitionLag(service.name, topic, tp.partition, committed.get((topic, tp.partition)), end))
+        partitions = await _lags(settings, conn)
         newest = {table: await conn.fetchval(f"select max({column}) from {table}") for table, column in TABLE_CLOCKS.items()}
     finally:
         await conn.close()

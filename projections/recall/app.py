@@ -18,6 +18,8 @@ OPENAI_API_KEY recall runs on exact words alone over every message text (``"sema
 The memory API beside it (``projections.recall.routes``): ``GET /chats``, ``/chats/{chat}``,
 ``/chats/{chat}/messages``, ``/chats/{chat}/context`` and signed local media at ``/media/{path}``.
 
+The web console for operators under ``/console`` (``projections.recall.console``).
+
 ``GET /healthz`` (alive), ``GET /metrics`` (Prometheus). The query text is never logged.
 /docs and /openapi.json only where SERVE_OPENAPI allows (not in production by default).
 """
@@ -40,7 +42,7 @@ from contracts.settings import Settings
 from runtime.openapi import docs_urls
 from projections.embeddings.vectors import register_vector
 from projections.recall import request as recall_request
-from projections.recall import routes
+from projections.recall import console, routes
 from projections.recall.media_links import MediaLinks
 from projections.recall.memory import MemoryConfig
 from projections.recall.models import ErrorBody, RecallAnswer
@@ -74,8 +76,10 @@ _QUERY_PARAMETERS = [
 
 def create_app(
     settings: Settings, *, pool: asyncpg.Pool | None = None, embedder: QueryEmbedder | None = None,
+    pipeline: console.Pipeline | None = None,
 ) -> FastAPI:  # fmt: skip
-    """The recall app. ``pool`` / ``embedder`` default to DATABASE_URL and the OpenAI client (tests may pass theirs)."""
+    """The recall app. ``pool`` / ``embedder`` default to DATABASE_URL and the OpenAI client (tests may pass theirs);
+    ``pipeline``: what the web console's pipeline page shows (``msgmem.readside`` passes one)."""
     config = RecallConfig.from_settings(settings)
     metrics = RecallMetrics()
 
@@ -157,6 +161,7 @@ def create_app(
         return JSONResponse(body)
 
     routes.install(app, settings, metrics.registry)
+    console.install(app, settings, pipeline)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -104,6 +104,56 @@ async def list_chats(pool: asyncpg.Pool, query: ChatsQuery) -> ChatPage:
                     next_cursor=cursor.encode(page[-1]["updated_at"], page[-1]["chat_key"]) if more else None)
 
 
+# The console's chat list: by last message (else creation), newest first. $1 provider,
+# $2 channel, $3 a name fragment (ILIKE pattern) or phone digits, $4 the digits alone,
+# $5/$6 cursor (activity, chat_key), $7 rows.
+BROWSE_SQL = f"""
+select {_CHAT_COLUMNS}, coalesce(c.last_message_at, c.created_at) as activity from chats c
+where ($1::text is null or c.provider = $1) and ($2::text is null or c.channel_id = $2)
+  and ($3::text is null or c.contact_name ilike $3 or c.group_name ilike $3
+       or ($4::text is not null and c.contact_phone like $4 || '%'))
+  and ($5::timestamptz is null or (coalesce(c.last_message_at, c.created_at), c.chat_key) < ($5, $6::text))
+order by coalesce(c.last_message_at, c.created_at) desc, c.chat_key desc
+limit $7
+"""
+
+
+def _like_fragment(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def browse_chats(
+    pool: asyncpg.Pool, *, text: str | None = None, provider: str | None = None, channel: str | None = None,
+    limit: int = 50, after: str | None = None,
+) -> ChatPage:  # fmt: skip
+    """Chats by their last message, newest first (the web console's list): ``text`` matches the
+    contact's or group's name (anywhere, any case) or the start of the contact's phone digits;
+    ``after`` is the ``next_cursor`` of the previous page."""
+    at, key = cursor.decode(after, "after") if after else (None, None)
+    text = (text or "").strip() or None
+    digits = "".join(c for c in text if c.isdigit()) if text else ""
+    rows = await pool.fetch(BROWSE_SQL, provider or None, channel or None, _like_fragment(text) if text else None,
+                            digits or None, at, key, limit + 1)  # fmt: skip
+    page = rows[:limit]
+    more = len(rows) > limit
+    return ChatPage(chats=[ChatSummary(**_summary(r)) for r in page],
+                    next_cursor=cursor.encode(page[-1]["activity"], page[-1]["chat_key"]) if more else None)
+
+
+async def chat_providers(pool: asyncpg.Pool) -> list[tuple[str, str]]:
+    """The (provider, channel) pairs chats are on, for the console's filters."""
+    rows = await pool.fetch("select distinct provider, channel_id from chats order by provider, channel_id")
+    return [(r["provider"], r["channel_id"]) for r in rows]
+
+
+async def chat_summary(pool: asyncpg.Pool, chat: str) -> ChatSummary:
+    """One chat's names and channel, without the counts (a primary-key read, whatever its size)."""
+    r = await pool.fetchrow(f"select {_CHAT_COLUMNS} from chats c where c.chat_key = $1", chat)
+    if r is None:
+        raise UnknownChat()
+    return ChatSummary(**_summary(r))
+
+
 async def chat_detail(pool: asyncpg.Pool, chat: str, *, now: datetime | None = None) -> ChatDetail:
     """One chat: consent, the customer-service window (last inbound + 24 h) and message counts."""
     r = await pool.fetchrow(CHAT_SQL, chat)
@@ -162,6 +212,54 @@ async def list_messages(
     first, last = (messages[0].cursor, messages[-1].cursor) if messages else (anchor, anchor)
     older, newer = (first if query.after or more else None), (last if query.after and more or query.before else None)
     return MessagePage(chat=chat, messages=messages, older_cursor=older, newer_cursor=newer)
+
+
+AT_SQL = f"""
+select {_MESSAGE_COLUMNS} from chat_messages m
+where m.chat_key = $1 and (m.provider_timestamp, m.id) >= (
+    select t.provider_timestamp, t.id from chat_messages t where t.chat_key = $1 and t.id = $2)
+order by m.provider_timestamp, m.id
+limit $3
+"""
+
+
+async def messages_from(
+    pool: asyncpg.Pool, chat: str, message_id: str, limit: int, links: MediaLinks, *, own_base: str | None = None,
+) -> MessagePage:  # fmt: skip
+    """A page of ``limit`` messages (oldest first) starting at message ``message_id`` (the web
+    console's jump to a search hit); the latest page when the chat has no such message."""
+    if await pool.fetchval(KNOWN_SQL, chat) is None:
+        raise UnknownChat()
+    rows = await pool.fetch(AT_SQL, chat, message_id, limit + 1)
+    if not rows:
+        return await list_messages(pool, chat, MessagesQuery(limit=limit), links, own_base=own_base)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    media = await _media(pool, [r["id"] for r in rows], links, own_base)
+    messages = [_message(r, media.get(r["id"], [])) for r in rows]
+    return MessagePage(chat=chat, messages=messages, older_cursor=messages[0].cursor,
+                       newer_cursor=messages[-1].cursor if more else None)  # fmt: skip
+
+
+VERSIONS_SQL = """
+select message_id, kind, text, version_at from chat_message_versions
+where message_id = any($1::text[]) order by message_id, version_at, event_id
+"""
+
+
+@dataclass(frozen=True)
+class Version:
+    kind: str  # original or edit
+    text: str | None
+    at: datetime
+
+
+async def message_versions(pool: asyncpg.Pool, ids: Sequence[str]) -> dict[str, list[Version]]:
+    """The texts each of ``ids`` had, oldest first (an edited message's history)."""
+    out: dict[str, list[Version]] = {}
+    for r in await pool.fetch(VERSIONS_SQL, list(ids)) if ids else []:
+        out.setdefault(r["message_id"], []).append(Version(r["kind"], r["text"], r["version_at"]))
+    return out
 
 
 async def _media(pool: asyncpg.Pool, ids: Sequence[str], links: MediaLinks,

@@ -96,14 +96,15 @@ async def world(settings: Settings, db: asyncpg.Connection) -> AsyncIterator[Wor
 
 
 @contextmanager
-def recall_service(settings: Settings, log_dir: Path, **more_env: str) -> Iterator[str]:
+def recall_service(settings: Settings, log_dir: Path, module: str = "projections.recall", **more_env: str) -> Iterator[str]:
+    """``python -m module`` (the recall app; ``msgmem.readside`` adds the console's pipeline) on a free port."""
     port = free_port()
     env = {
         "DATABASE_URL": settings.database_url, "OPENAI_BASE_URL": settings.openai_base_url, "RECALL_API_KEY": KEY,
         "RECALL_PORT": str(port), "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
         "OPENAI_API_KEY": settings.openai_api_key.get_secret_value() if settings.openai_api_key else "",
     } | more_env  # fmt: skip
-    child = Child("recall", [sys.executable, "-m", "projections.recall"], ready_pattern="Application startup complete",
+    child = Child("recall", [sys.executable, "-m", module], ready_pattern="Application startup complete",
                   env=env_with(env), cwd=log_dir, sink=file_sink(log_dir / "recall.log"))  # fmt: skip
     child.start()
     try:
