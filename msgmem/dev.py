@@ -38,6 +38,7 @@ def _port(configured: int) -> int:
 # media_signing_key: the recall service signs media URLs of the local store with it.
 _DEV_SECRETS = (
     "whapi_token", "meta_app_secret", "meta_verify_token", "evolution_api_key", "ingest_api_key", "recall_api_key",
+    "admin_api_key",
     "media_signing_key",
 )
 

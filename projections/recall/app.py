@@ -41,6 +41,7 @@ from runtime.openapi import docs_urls
 from projections.embeddings.vectors import register_vector
 from projections.recall import request as recall_request
 from projections.recall import routes
+from projections.recall.admin import admin_router
 from projections.recall.media_links import MediaLinks
 from projections.recall.memory import MemoryConfig
 from projections.recall.models import ErrorBody, RecallAnswer
@@ -157,6 +158,7 @@ def create_app(
         return JSONResponse(body)
 
     routes.install(app, settings, metrics.registry)
+    app.include_router(admin_router(settings))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
