@@ -15,10 +15,16 @@ first, and it covers everything the first did (it is later).
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Literal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
 
 from pydantic import AwareDatetime, Field
 
+from contracts.deadletter import DeadLettered
 from contracts.envelope import EventCodec, Frozen, to_bytes
 from contracts.ids import chat_key_parts, phone_digits
 
@@ -97,3 +103,59 @@ CODEC: EventCodec[ErasureRequested] = EventCodec(ErasureRequested, (ErasureReque
 def decode(data: bytes) -> ErasureRequested:
     """Raises ``EventDecodeError`` (a ``ValueError``) on bytes that are no erasure event."""
     return CODEC.decode(data)
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The erasures applied so far, as the readers consult them: per subject hash (and per hash
+    of each chat an erasure removed, for chats whose key is no phone), the latest request time.
+    What was received before that time is hidden; what arrives later is a new history."""
+
+    erased: Mapping[str, datetime] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, entries: Iterable[tuple[str, Iterable[str], datetime]]) -> "Ledger":
+        erased: dict[str, datetime] = {}
+        for subject, chats, at in entries:
+            for name in (subject, *chats):
+                if name not in erased or erased[name] < at:
+                    erased[name] = at
+        return cls(erased)
+
+    def erased_at(self, chat_key: str) -> datetime | None:
+        """When ``chat_key`` was last erased (directly or through its phone), or None."""
+        if not self.erased or chat_key.count(":") < 2:
+            return None
+        times = [self.erased[s] for s in chat_subjects(chat_key) if s in self.erased]
+        return max(times) if times else None
+
+    def hides(self, chat_key: str | None, at: datetime | None) -> bool:
+        """Whether something about ``chat_key`` received at ``at`` was erased (no time: yes)."""
+        erased = self.erased_at(chat_key) if chat_key else None
+        return erased is not None and (at is None or at < erased)
+
+    def hides_record(self, key: bytes | None, value: bytes | None) -> bool:
+        """For a record keyed by chat whose value carries ``received_at`` (every event of
+        wa.messages, wa.media, the enrichment topics and wa.embeddings); parses only when the
+        chat was erased."""
+        chat = key.decode("utf-8", "replace") if key else None
+        if not chat or self.erased_at(chat) is None:
+            return False
+        return self.hides(chat, _received_at(value))
+
+    def hides_event(self, event: object) -> bool:
+        """For a decoded event: an envelope's chat and ``received_at``; a dead letter's input
+        key and ``failed_at``; anything else (markers, ledger events) is never hidden."""
+        if isinstance(event, DeadLettered):
+            key = event.key
+            return self.hides(key.decode("utf-8", "replace") if key else None, event.failed_at)
+        chat, at = getattr(event, "chat_key", None), getattr(event, "received_at", None)
+        return isinstance(chat, str) and self.hides(chat, at if isinstance(at, datetime) else None)
+
+
+def _received_at(value: bytes | None) -> datetime | None:
+    try:
+        payload: Any = orjson.loads(value or b"")
+        return datetime.fromisoformat(payload["received_at"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None

@@ -10,6 +10,7 @@ create table erasures (
     requested_at      timestamptz not null,
     requested_by      text not null,
     chats             integer not null,              -- chats found for the subject
+    chat_hashes       text[] not null,               -- subject_hash('chat', key) of each: hides @lid chats too
     removed           jsonb not null,                -- rows removed per table, files per storage
     source_partition  integer not null,
     source_offset     bigint not null,

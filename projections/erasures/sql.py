@@ -35,7 +35,7 @@ DELETES: tuple[tuple[str, str, str], ...] = (
 
 INSERT_ERASURE = """
 insert into erasures (erasure_id, subject_kind, subject_hash, requested_at, requested_by, chats, removed,
-                      source_partition, source_offset)
-values ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)
+                      source_partition, source_offset, chat_hashes)
+values ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10::text[])
 on conflict (erasure_id) do nothing
 """

@@ -11,17 +11,20 @@ from collections.abc import Sequence
 import asyncpg
 import orjson
 
-from contracts.erasure import ErasureRequested
+from contracts.erasure import ErasureRequested, subject_hash
 from contracts.settings import Settings
 from projections.erasures import sql
 from projections.erasures.logic import Removed, chats_of, exclusive
 from projections.items import Item
+from runtime.erasure_ledger import LEDGER_LOCK
 from runtime.media_storage import MediaStore, build_store
 
 PROJECTION = "erasures"
 
 
 class ErasuresWriter:
+    hides_erased = False  # it writes the ledger the other projections read
+
     def __init__(self, settings: Settings, store: MediaStore | None = None) -> None:
         self._settings = settings
         self._store = store
@@ -34,21 +37,25 @@ class ErasuresWriter:
             return self._store
 
     async def write(self, conn: asyncpg.Connection, items: Sequence[Item[ErasureRequested]]) -> None:
+        # Exclusive against every other projector's batch (they take it shared and read the
+        # ledger under it): none can commit rows of the subject read before this commits.
+        await conn.execute("select pg_advisory_xact_lock($1)", LEDGER_LOCK)
         for item in items:
             removed, chats = await self.apply(conn, item.event)
             event = item.event
             await conn.execute(
                 sql.INSERT_ERASURE, event.erasure_id, event.subject_kind, event.subject_hash, event.requested_at,
-                event.requested_by, chats, orjson.dumps(removed.to_json()).decode(), item.partition, item.offset,
+                event.requested_by, len(chats), orjson.dumps(removed.to_json()).decode(), item.partition, item.offset,
+                [subject_hash("chat", chat) for chat in chats],
             )  # fmt: skip
 
-    async def apply(self, conn: asyncpg.Connection, event: ErasureRequested) -> tuple[Removed, int]:
-        """Remove everything about the subject; (what was removed, how many chats it had)."""
+    async def apply(self, conn: asyncpg.Connection, event: ErasureRequested) -> tuple[Removed, list[str]]:
+        """Remove everything about the subject; (what was removed, the chats it had)."""
         candidates = [(r["chat_key"], r["contact_phone"]) for r in await conn.fetch(sql.CANDIDATE_CHATS)]
         chats = chats_of(event.subject_hash, candidates)
         removed = Removed(tables={table: 0 for table, _, _ in sql.DELETES})
         if not chats:
-            return removed, 0
+            return removed, []
         theirs = await conn.fetch(sql.THEIR_MEDIA, chats)
         paths = [r["path"] for r in theirs if r["path"]]
         hashes = [r["sha256"] for r in theirs if r["sha256"]]
@@ -64,7 +71,7 @@ class ErasuresWriter:
         if objects:
             await (await self._media()).delete(objects)
         removed.storage[self._settings.media_storage] = len(objects)
-        return removed, len(chats)
+        return removed, chats
 
 
 def _count(status: str) -> int:
