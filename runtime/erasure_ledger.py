@@ -4,28 +4,28 @@ input, `msgmem replay`, `msgmem projections rebuild`.
 
 Projectors read it per batch inside their transaction, under ``LEDGER_LOCK`` taken shared (the
 erasures projector takes it exclusive), so no batch writes rows of a subject whose erasure
-committed meanwhile. Stages keep a copy at most ``STAGE_LEDGER_MAX_AGE`` seconds old: a record
-that slips through in that window only costs work, its rows are still refused by the projectors.
+committed meanwhile. Stages check it before each input (``LedgerCache``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from types import TracebackType
 
 import asyncpg
 
 from contracts.erasure import Ledger
+from contracts.errors import describe_error
 from contracts.settings import Settings
+from runtime.errors import TransientError
 
 log = logging.getLogger(__name__)
 
 #: pg advisory lock key shared by the erasures projector (exclusive) and every other projector (shared).
 LEDGER_LOCK = 0x6D6D6572617365  # "mmerase"
-STAGE_LEDGER_MAX_AGE = 5.0
 _READ = "select subject_hash, chat_hashes, requested_at from erasures"
+_MARK = "select count(*), max(completed_at) from erasures"
 
 
 async def read_ledger(conn: asyncpg.Connection) -> Ledger:
@@ -44,29 +44,44 @@ async def guarded_read(conn: asyncpg.Connection) -> Ledger:
 
 
 class LedgerCache:
-    """A stage's copy of the ledger, read again when older than ``max_age`` seconds."""
+    """A stage's view of the ledger: before each input, one trivial query (how many erasures,
+    the latest) on a connection kept open, and the whole ledger read again only when that
+    changed. So an erasure committed before a stage takes an input is always seen (no window
+    of staleness), at the cost of one round trip per input beside its downloads and model calls."""
 
-    def __init__(self, settings: Settings, max_age: float = STAGE_LEDGER_MAX_AGE) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._max_age = max_age
         self._ledger = Ledger()
-        self._read_at = float("-inf")
+        self._seen: tuple[int, object] | None = None
+        self._conn: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()
 
     async def current(self) -> Ledger:
         async with self._lock:
-            if time.monotonic() - self._read_at >= self._max_age:
-                conn = await asyncpg.connect(self._settings.database_url,
-                                             statement_cache_size=self._settings.statement_cache_size)  # fmt: skip
+            try:
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await asyncpg.connect(self._settings.database_url,
+                                                       statement_cache_size=self._settings.statement_cache_size)  # fmt: skip
                 try:
-                    self._ledger = await read_ledger(conn)
-                finally:
-                    await conn.close()
-                self._read_at = time.monotonic()
-            return self._ledger
+                    row = await self._conn.fetchrow(_MARK)
+                except asyncpg.UndefinedTableError:
+                    return self._ledger
+                mark = (row[0], row[1])
+                if mark != self._seen:
+                    self._ledger = await read_ledger(self._conn)
+                    self._seen = mark
+                return self._ledger
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                await self.aclose()
+                raise TransientError(f"erasure ledger unreadable: {describe_error(exc)}") from exc
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close(timeout=5)
 
     async def __aenter__(self) -> "LedgerCache":
         return self
 
     async def __aexit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        return None
+        await self.aclose()

@@ -28,5 +28,5 @@ def guard(handler: Handler, ledger: LedgerCache) -> Handler:
 
 @asynccontextmanager
 async def guarded_parts(parts: AbstractAsyncContextManager[StageParts], settings: Settings) -> AsyncIterator[StageParts]:
-    async with parts as opened:
-        yield StageParts(guard(opened.handler, LedgerCache(settings)), opened.give_up)
+    async with parts as opened, LedgerCache(settings) as ledger:
+        yield StageParts(guard(opened.handler, ledger), opened.give_up)
