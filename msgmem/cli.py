@@ -10,6 +10,7 @@
     msgmem replay     re-run a stage over a range of its input (--from/--until offset or time)
     msgmem status     lag per stage and partition, dead-letter depth, newest row per table, AI spend (--days N)
     msgmem erase      forget a contact (--chat KEY | --phone NUMBER): rows, media files, cached AI results
+    msgmem export     everything stored about a contact as JSON plus its media files
     msgmem mcp        the chat memory as MCP tools (stdio, or streamable HTTP with --transport http)
 
 Without KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL of its own, a command uses the running
@@ -263,6 +264,27 @@ def _cmd_erase(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _args_export(parser: argparse.ArgumentParser) -> None:
+    subject = parser.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--chat", help="a chat key (provider:channel:chat id)")
+    subject.add_argument("--phone", help="a phone number: every chat of that contact")
+    parser.add_argument("--out", type=Path, required=True, help="folder for export.json and files/")
+
+
+def _cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from contracts.erasure import SubjectError
+    from msgmem.export import export
+
+    kind, value = ("chat", args.chat) if args.chat is not None else ("phone", args.phone)
+    try:
+        summary = asyncio.run(export(settings, kind, value, args.out))
+    except SubjectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {summary.chats} chat(s), {summary.messages} message(s), {summary.files} file(s) to {summary.path}")
+    return 0
+
+
 def _args_mcp(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio",
                         help="stdio: the client starts this process; http: streamable HTTP on MCP_HOST:MCP_PORT /mcp")
@@ -294,6 +316,8 @@ COMMANDS: dict[str, Command] = {
     "status": ("lag per stage and partition, dead-letter depth, newest row per table, AI spend", _args_status, _cmd_status),
     "erase": ("forget a contact: every row, media file and AI result cached only for it; prints a receipt",
               _args_erase, _cmd_erase),
+    "export": ("everything stored about a contact (messages, versions, media and their texts, files) as JSON",
+               _args_export, _cmd_export),
     "mcp": ("serve the chat memory as MCP tools (search_memory, get_context, list_chats, get_messages)", _args_mcp,
             _cmd_mcp),
 }
