@@ -4,8 +4,10 @@ file plus its media files, for a subject access request.
 Per chat (one chat key, or every chat of a phone number, found as an erasure would find them):
 the chat row (contact, consent state and when it last changed), every message with its text
 versions, status, reactions, transcript, caption and extracted text, pending changes, media rows
-and their files (copied from MEDIA_STORAGE into ``files/``). Reads Postgres and storage only;
-writes nothing but the output folder.
+and their files (copied from MEDIA_STORAGE into ``files/``), and the consent history: every
+``ConsentChanged`` of the chat on wa.messages (only the chat's partition is read: chat keys are
+the producers' record keys, placed by the default murmur2 partitioner), less what the erasure
+ledger hides. Writes nothing but the output folder.
 """
 
 from __future__ import annotations
@@ -17,9 +19,16 @@ from typing import Any
 
 import asyncpg
 import orjson
+from aiokafka import TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
-from contracts.erasure import SubjectKind, normalised, subject_hash
+from contracts import messages as message_events
+from contracts.envelope import EventDecodeError
+from contracts.erasure import Ledger, SubjectKind, normalised, subject_hash
 from contracts.settings import Settings
+from contracts.topics import MESSAGES
+from runtime.erasure_ledger import read_ledger
+from runtime.kafka import partitions_of, standalone_consumer
 from projections.erasures import sql as erasure_sql
 from projections.erasures.logic import chats_of
 from runtime.media_storage import build_store
@@ -58,6 +67,7 @@ async def export(settings: Settings, kind: SubjectKind, value: str, out: Path) -
     chats: list[dict[str, Any]] = []
     messages = files = 0
     try:
+        ledger = await read_ledger(conn)
         for chat_key in await chats_for(conn, kind, value):
             chat = await conn.fetchrow("select * from chats where chat_key = $1", chat_key)
             rows = [_row(r) for r in await conn.fetch(
@@ -81,7 +91,8 @@ async def export(settings: Settings, kind: SubjectKind, value: str, out: Path) -
             pending = [_row(r) for r in await conn.fetch(
                 "select * from chat_message_pending where chat_key = $1", chat_key)]  # fmt: skip
             chats.append({"chat": _row(chat) if chat else {"chat_key": chat_key}, "messages": rows, "media": media,
-                          "pending_changes": pending})  # fmt: skip
+                          "pending_changes": pending, "consent_history": await consent_history(settings, chat_key,
+                                                                                               ledger)})  # fmt: skip
             messages += len(rows)
     finally:
         await conn.close()
@@ -91,3 +102,36 @@ async def export(settings: Settings, kind: SubjectKind, value: str, out: Path) -
     path = out / "export.json"
     path.write_bytes(orjson.dumps(document, default=str, option=orjson.OPT_INDENT_2))
     return ExportSummary(len(chats), messages, files, path)
+
+
+async def consent_history(settings: Settings, chat_key: str, ledger: Ledger) -> list[dict[str, Any]]:
+    """The chat's ConsentChanged events in log order, read from its partition of wa.messages."""
+    key = chat_key.encode()
+    parts = await partitions_of(settings, MESSAGES.name)
+    numbers = sorted(tp.partition for tp in parts)
+    tp = TopicPartition(MESSAGES.name, DefaultPartitioner()(key, numbers, numbers))
+    consumer = await standalone_consumer(settings)
+    found: list[dict[str, Any]] = []
+    try:
+        end = (await consumer.end_offsets([tp]))[tp]
+        start = (await consumer.beginning_offsets([tp]))[tp]
+        if end <= start:
+            return found
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        while True:
+            batch = await consumer.getmany(tp, timeout_ms=2000, max_records=10_000)
+            records = batch.get(tp, [])
+            for r in records:
+                if r.offset < end and r.key == key and r.value and b'"consent_changed"' in r.value:
+                    try:
+                        event = message_events.decode_event(r.value)
+                    except EventDecodeError:
+                        continue  # poison: dead-lettered by the projector, nothing to export
+                    if isinstance(event, message_events.ConsentChanged) and not ledger.hides_event(event):
+                        found.append({"state": event.state, "keyword": event.keyword,
+                                      "occurred_at": event.occurred_at, "message_id": event.message_id})  # fmt: skip
+            if await consumer.position(tp) >= end:
+                return found
+    finally:
+        await consumer.stop()
