@@ -10,7 +10,6 @@ committed meanwhile. Stages check it before each input (``LedgerCache``).
 from __future__ import annotations
 
 import asyncio
-import logging
 from types import TracebackType
 
 import asyncpg
@@ -20,8 +19,6 @@ from contracts.errors import describe_error
 from contracts.settings import Settings
 from runtime.errors import TransientError
 
-log = logging.getLogger(__name__)
-
 #: pg advisory lock key shared by the erasures projector (exclusive) and every other projector (shared).
 LEDGER_LOCK = 0x6D6D6572617365  # "mmerase"
 _READ = "select subject_hash, chat_hashes, requested_at from erasures"
@@ -29,11 +26,11 @@ _MARK = "select count(*), max(completed_at) from erasures"
 
 
 async def read_ledger(conn: asyncpg.Connection) -> Ledger:
-    """The ledger as committed now; empty on a database without migration 0012."""
-    try:
-        rows = await conn.fetch(_READ)
-    except asyncpg.UndefinedTableError:
+    """The ledger as committed now; empty on a database without migration 0012 (asked first,
+    not caught: an error would abort the caller's transaction)."""
+    if await conn.fetchval("select to_regclass('erasures')") is None:
         return Ledger()
+    rows = await conn.fetch(_READ)
     return Ledger.of((r["subject_hash"], r["chat_hashes"], r["requested_at"]) for r in rows)
 
 
@@ -54,6 +51,7 @@ class LedgerCache:
         self._ledger = Ledger()
         self._seen: tuple[int, object] | None = None
         self._conn: asyncpg.Connection | None = None
+        self._table = False
         self._lock = asyncio.Lock()
 
     async def current(self) -> Ledger:
@@ -62,10 +60,11 @@ class LedgerCache:
                 if self._conn is None or self._conn.is_closed():
                     self._conn = await asyncpg.connect(self._settings.database_url,
                                                        statement_cache_size=self._settings.statement_cache_size)  # fmt: skip
-                try:
-                    row = await self._conn.fetchrow(_MARK)
-                except asyncpg.UndefinedTableError:
-                    return self._ledger
+                if not self._table:  # asked until migration 0012 is there, then never again
+                    self._table = await self._conn.fetchval("select to_regclass('erasures')") is not None
+                    if not self._table:
+                        return self._ledger
+                row = await self._conn.fetchrow(_MARK)
                 mark = (row[0], row[1])
                 if mark != self._seen:
                     self._ledger = await read_ledger(self._conn)
