@@ -122,13 +122,18 @@ DEADLETTERS_PROJECTOR = Process(
     "wa.deadletter to dead_letters (one row per letter: open, retried, resolved)", inputs=(topics.DEADLETTER.name,),
     projection="dead_letters", metrics_port_setting="deadletters_projector_metrics_port",
 )
+ERASURES_PROJECTOR = Process(
+    "erasures_projector", "projections.erasures", "projector", r"projector started: erasures",
+    "wa.erasures applied: a contact's rows, media files and results cached only for them removed; erasures",
+    inputs=(topics.ERASURES.name,), projection="erasures", metrics_port_setting="erasures_projector_metrics_port",
+)
 RECALL = Process("recall", "msgmem.readside", "http", r"Uvicorn running on", "recall API for agents")
 ALERTS = Process("alerts", "msgmem.alerts", "ops", r"alerts watching", "Telegram / webhook alert per new dead letter")
 
 #: In the order `msgmem dev` starts them.
 ALL: tuple[Process, ...] = (
     INGEST, NORMALIZE, MEDIA, TRANSCRIBE, CAPTION, EXTRACT, PROJECTOR, MEDIA_PROJECTOR, EMBED, EMBEDDINGS_PROJECTOR,
-    DEADLETTERS_PROJECTOR, RECALL, ALERTS,
+    DEADLETTERS_PROJECTOR, ERASURES_PROJECTOR, RECALL, ALERTS,
 )
 
 

@@ -140,6 +140,7 @@ class Settings(BaseSettings):
     projector_metrics_host: str = "127.0.0.1"  # where every projector's metrics endpoint listens
     media_projector_metrics_port: int = Field(0, ge=0)
     deadletters_projector_metrics_port: int = Field(0, ge=0)
+    erasures_projector_metrics_port: int = Field(0, ge=0)
     deleted_messages: Literal["keep", "redact"] = "keep"
     users_table: str | None = None
 
@@ -226,6 +227,10 @@ class Settings(BaseSettings):
     recall_exact_chat_chunks: int = Field(20_000, ge=0)
     recall_ef_search: int = Field(200, ge=1, le=1000)
     recall_api_key: SecretStr | None = None
+    # Key of the recall service's /admin routes (POST /admin/erasures); unset: they answer 401.
+    admin_api_key: SecretStr | None = None
+    # How long `msgmem erase` and POST /admin/erasures wait for the erasure to be applied.
+    erasure_wait_seconds: float = Field(60.0, gt=0)
     recall_host: str = "127.0.0.1"
     recall_port: int = Field(8090, ge=0)
     # Agent context (GET /chats/{chat}/context, get_context): the last messages shown, the

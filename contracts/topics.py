@@ -75,8 +75,19 @@ DEADLETTER = TopicSpec(
     partitions=1,
     max_message_bytes=RAW_MAX_MESSAGE_BYTES,
 )
+# The erasure ledger: compacted (a subject's latest request is all that matters) and kept
+# forever, because it must still hide the subject's past when a rebuild reads from offset 0.
+ERASURES = TopicSpec(
+    "wa.erasures",
+    key="erasure subject hash",
+    value="ErasureRequested: a subject hash (no plaintext phone or chat key), when, by whom",
+    partitions=1,
+    compacted=True,
+)
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (RAW, MESSAGES, MEDIA, TRANSCRIPTS, CAPTIONS, DOCUMENTS, EMBEDDINGS, DEADLETTER)
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    RAW, MESSAGES, MEDIA, TRANSCRIPTS, CAPTIONS, DOCUMENTS, EMBEDDINGS, DEADLETTER, ERASURES,
+)
 
 
 def record_size(key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes]] = ()) -> int:

@@ -9,6 +9,8 @@
     msgmem projections rebuild   rebuild projections from offset 0 into fresh tables and swap them in
     msgmem replay     re-run a stage over a range of its input (--from/--until offset or time)
     msgmem status     lag per stage and partition, dead-letter depth, newest row per table, AI spend (--days N)
+    msgmem erase      forget a contact (--chat KEY | --phone NUMBER): rows, media files, cached AI results
+    msgmem export     everything stored about a contact as JSON plus its media files
     msgmem mcp        the chat memory as MCP tools (stdio, or streamable HTTP with --transport http)
 
 Without KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL of its own, a command uses the running
@@ -226,6 +228,63 @@ def _cmd_projections(settings: Settings, args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _args_erase(parser: argparse.ArgumentParser) -> None:
+    subject = parser.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--chat", help="a chat key (provider:channel:chat id)")
+    subject.add_argument("--phone", help="a phone number: every chat of that contact")
+    parser.add_argument("--reason", help="why, for the ledger (no personal data: it is kept on wa.erasures)")
+    parser.add_argument("--by", help="who asks (default: $USER)")
+    parser.add_argument("--json", action="store_true", help="print the receipt only, as JSON")
+
+
+def _cmd_erase(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from contracts.erasure import SubjectError
+    from msgmem.dlq import operator
+    from runtime.erasures import ErasureTimeout, erase
+
+    kind, value = ("chat", args.chat) if args.chat is not None else ("phone", args.phone)
+    try:
+        receipt = asyncio.run(erase(settings, kind, value, by=operator(args.by), reason=args.reason))
+    except SubjectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ErasureTimeout as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not args.json:
+        print(f"erased {receipt.chats} chat(s)")
+        for table, count in receipt.removed["tables"].items():
+            print(f"  {table:<28} {count} row(s)")
+        for storage, count in receipt.removed["storage"].items():
+            print(f"  {storage + ' storage':<28} {count} file(s)")
+        print("receipt:")
+    print(json.dumps(receipt.to_json(), indent=2))
+    return 0
+
+
+def _args_export(parser: argparse.ArgumentParser) -> None:
+    subject = parser.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--chat", help="a chat key (provider:channel:chat id)")
+    subject.add_argument("--phone", help="a phone number: every chat of that contact")
+    parser.add_argument("--out", type=Path, required=True, help="folder for export.json and files/")
+
+
+def _cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from contracts.erasure import SubjectError
+    from msgmem.export import export
+
+    kind, value = ("chat", args.chat) if args.chat is not None else ("phone", args.phone)
+    try:
+        summary = asyncio.run(export(settings, kind, value, args.out))
+    except SubjectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {summary.chats} chat(s), {summary.messages} message(s), {summary.files} file(s) to {summary.path}")
+    return 0
+
+
 def _args_mcp(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio",
                         help="stdio: the client starts this process; http: streamable HTTP on MCP_HOST:MCP_PORT /mcp")
@@ -255,6 +314,10 @@ COMMANDS: dict[str, Command] = {
                     _args_projections, _cmd_projections),
     "replay": ("re-run a stage over a range of its input topic, beside the live workers", _args_replay, _cmd_replay),
     "status": ("lag per stage and partition, dead-letter depth, newest row per table, AI spend", _args_status, _cmd_status),
+    "erase": ("forget a contact: every row, media file and AI result cached only for it; prints a receipt",
+              _args_erase, _cmd_erase),
+    "export": ("everything stored about a contact (messages, versions, media and their texts, files) as JSON",
+               _args_export, _cmd_export),
     "mcp": ("serve the chat memory as MCP tools (search_memory, get_context, list_chats, get_messages)", _args_mcp,
             _cmd_mcp),
 }

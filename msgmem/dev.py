@@ -39,6 +39,7 @@ def _port(configured: int) -> int:
 # console_api_key / console_session_key: the web console's login and its session cookie.
 _DEV_SECRETS = (
     "whapi_token", "meta_app_secret", "meta_verify_token", "evolution_api_key", "ingest_api_key", "recall_api_key",
+    "admin_api_key",
     "media_signing_key", "console_api_key", "console_session_key",
 )
 

@@ -33,8 +33,10 @@ from typing import Any, Protocol
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from contracts.erasure import Ledger
 from contracts.settings import Settings
 from projections.errors import is_poison
+from runtime.erasure_ledger import read_ledger
 from projections.items import Item, next_offsets
 from projections.rebuild.ddl import qi
 from projections.rebuild.targets import RebuildError, RebuildTarget
@@ -78,6 +80,7 @@ class LoadStats:
     batches: int = 0
     undecodable: int = 0
     refused: int = 0
+    erased: int = 0  # records of an erased subject, received before its erasure
     skipped_at: list[str] = field(default_factory=list)  # "topic[partition]@offset (kind)", the first few
     reader_seconds: float = 0.0  # fetching, decoding and preparing (its own turns of the event loop only)
     writer_seconds: float = 0.0  # from sending a batch to its commit (encoding, and waiting for Postgres)
@@ -108,6 +111,7 @@ class ShadowLoader:
         self.batch_size = batch_size
         self._conn = conn
         self._consumer = consumer
+        self._ledger: Ledger | None = None
 
     async def run_to(self, goal: dict[TopicPartition, int], bar: Advance | None = None) -> int:
         """Apply every record below ``goal`` (per partition) not applied yet; return how many were read."""
@@ -120,6 +124,8 @@ class ShadowLoader:
             raise RebuildError("the log ends before the offsets to reach: "
                                + ", ".join(f"{tp.topic}[{tp.partition}] ends at {o}, not {goal[tp]}"
                                            for tp, o in short.items()))  # fmt: skip
+        if self._ledger is None:  # read once: erasures applied while the rebuild runs are the live projector's
+            self._ledger = await read_ledger(self._conn)
         before = self.stats.records
         queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
         async with asyncio.TaskGroup() as tasks:
@@ -151,7 +157,11 @@ class ShadowLoader:
             try:
                 if r.value is None:
                     raise ValueError("record without a value")
-                items.append(Item(decode(r.value), r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers)))
+                item = Item(decode(r.value), r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers))
+                if self._ledger is not None and self._ledger.hides_event(item.event):
+                    self.stats.erased += 1  # the erasure ledger hides it, as the live projector does
+                else:
+                    items.append(item)
             except Exception:  # noqa: BLE001 - EventDecodeError or an upcaster's bug: poison either way, as live
                 self.stats.skip((r.topic, r.partition, r.offset), "undecodable")
             if n % YIELD_EVERY == YIELD_EVERY - 1:

@@ -43,6 +43,7 @@ from runtime.openapi import docs_urls
 from projections.embeddings.vectors import register_vector
 from projections.recall import request as recall_request
 from projections.recall import console, routes
+from projections.recall.admin import admin_router
 from projections.recall.media_links import MediaLinks
 from projections.recall.memory import MemoryConfig
 from projections.recall.models import ErrorBody, RecallAnswer
@@ -161,6 +162,7 @@ def create_app(
         return JSONResponse(body)
 
     routes.install(app, settings, metrics.registry)
+    app.include_router(admin_router(settings))
     console.install(app, settings, pipeline)
 
     @app.get("/healthz")

@@ -141,6 +141,20 @@ def refusal(settings: Settings, headers: Mapping[str, str]) -> str | None:
     expected = settings.recall_api_key.get_secret_value() if settings.recall_api_key else ""
     if not expected:
         return "recall is not configured: RECALL_API_KEY is not set"
+    return key_refusal(expected, headers)
+
+
+def admin_refusal(settings: Settings, headers: Mapping[str, str]) -> str | None:
+    """As ``refusal``, for the /admin routes and ADMIN_API_KEY (a key of its own: an agent
+    that may recall may not erase)."""
+    expected = settings.admin_api_key.get_secret_value() if settings.admin_api_key else ""
+    if not expected:
+        return "admin routes are not configured: ADMIN_API_KEY is not set"
+    return key_refusal(expected, headers)
+
+
+def key_refusal(expected: str, headers: Mapping[str, str]) -> str | None:
+    """Why the request's key is not ``expected`` (compared in constant time), or None."""
     scheme, _, token = headers.get("authorization", "").partition(" ")
     given = token.strip() if scheme.lower() == "bearer" else ""
     given = given or headers.get("x-api-key", "").strip()

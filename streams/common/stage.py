@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from contracts.processes import Process
 from contracts.settings import Settings
 from runtime.logging_setup import process_settings
+from streams.common.erasure_guard import guarded_parts
 from streams.common.faust_app import WriterFactory, attach_stage, make_app, run_worker
 from streams.common.runner import RetryPolicy, StageMetrics, StageParts
 
@@ -54,6 +55,8 @@ class Stage(Generic[M]):
     max_poll_records: int | None = None
     check: Callable[[Settings], Any] | None = None
     timers: Callable[[faust.App, Settings], None] | None = None
+    #: Skip inputs the erasure ledger hides (``streams.common.erasure_guard``) before the handler.
+    reads_ledger: bool = True
 
     @property
     def name(self) -> str:
@@ -61,7 +64,11 @@ class Stage(Generic[M]):
 
     def open(self, settings: Settings) -> AbstractAsyncContextManager[StageParts]:
         """The handler outside a worker (dlq retry, replay), with metrics of its own."""
-        return self.parts(settings, self.metrics(CollectorRegistry()))
+        return self.guarded(settings, self.metrics(CollectorRegistry()))
+
+    def guarded(self, settings: Settings, metrics: M) -> AbstractAsyncContextManager[StageParts]:
+        parts = self.parts(settings, metrics)
+        return guarded_parts(parts, settings) if self.reads_ledger else parts
 
 
 def build_app(stage: Stage[Any], settings: Settings, *, writer_factory: WriterFactory | None = None) -> faust.App:
@@ -72,7 +79,8 @@ def build_app(stage: Stage[Any], settings: Settings, *, writer_factory: WriterFa
     own = stage.metrics(runner_metrics.registry)
     concurrency = stage.concurrency(settings)
     attach_stage(
-        app, settings, stage=stage.name, input_topics=stage.process.inputs, parts=lambda: stage.parts(settings, own),
+        app, settings, stage=stage.name, input_topics=stage.process.inputs,
+        parts=lambda: stage.guarded(settings, own),
         policy=stage.policy(settings), batch_size=stage.batch_size(settings) if stage.batch_size else concurrency * 4,
         within=stage.within, metrics=runner_metrics, concurrency=concurrency, writer_factory=writer_factory,
     )  # fmt: skip

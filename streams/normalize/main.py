@@ -35,4 +35,7 @@ STAGE = Stage(
     processes.NORMALIZE, parts=parts, metrics=NormalizeMetrics, policy=lambda _settings: RetryPolicy(attempts=1),
     batch_size=lambda _settings: 1000, within=0.1, buffer=BUFFER, max_poll_records=MAX_POLL_RECORDS,
     check=config_from,  # now: a declarative provider's bad mapping file stops start-up
+    # Parsing is all it does (no download, no model call) and it needs no database: what it
+    # writes about an erased chat is left alone by every stage and projector downstream.
+    reads_ledger=False,
 )

@@ -1,0 +1,1 @@
+"""The erasures projector: applies wa.erasures to every projected table and to media storage."""

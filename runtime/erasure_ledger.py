@@ -1,0 +1,86 @@
+"""Reading the erasure ledger (the ``erasures`` table the erasures projector writes) for the
+readers that must leave an erased subject's past alone: each projector's batch, each stage's
+input, `msgmem replay`, `msgmem projections rebuild`.
+
+Projectors read it per batch inside their transaction, under ``LEDGER_LOCK`` taken shared (the
+erasures projector takes it exclusive), so no batch writes rows of a subject whose erasure
+committed meanwhile. Stages check it before each input (``LedgerCache``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+import asyncpg
+
+from contracts.erasure import Ledger
+from contracts.errors import describe_error
+from contracts.settings import Settings
+from runtime.errors import TransientError
+
+#: pg advisory lock key shared by the erasures projector (exclusive) and every other projector (shared).
+LEDGER_LOCK = 0x6D6D6572617365  # "mmerase"
+_READ = "select subject_hash, chat_hashes, requested_at from erasures"
+_MARK = "select count(*), max(completed_at) from erasures"
+
+
+async def read_ledger(conn: asyncpg.Connection) -> Ledger:
+    """The ledger as committed now; empty on a database without migration 0013 (asked first,
+    not caught: an error would abort the caller's transaction)."""
+    if await conn.fetchval("select to_regclass('erasures')") is None:
+        return Ledger()
+    rows = await conn.fetch(_READ)
+    return Ledger.of((r["subject_hash"], r["chat_hashes"], r["requested_at"]) for r in rows)
+
+
+async def guarded_read(conn: asyncpg.Connection) -> Ledger:
+    """For a projector's batch transaction: the shared lock, then the ledger."""
+    await conn.execute("select pg_advisory_xact_lock_shared($1)", LEDGER_LOCK)
+    return await read_ledger(conn)
+
+
+class LedgerCache:
+    """A stage's view of the ledger: before each input, one trivial query (how many erasures,
+    the latest) on a connection kept open, and the whole ledger read again only when that
+    changed. So an erasure committed before a stage takes an input is always seen (no window
+    of staleness), at the cost of one round trip per input beside its downloads and model calls."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._ledger = Ledger()
+        self._seen: tuple[int, object] | None = None
+        self._conn: asyncpg.Connection | None = None
+        self._table = False
+        self._lock = asyncio.Lock()
+
+    async def current(self) -> Ledger:
+        async with self._lock:
+            try:
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await asyncpg.connect(self._settings.database_url,
+                                                       statement_cache_size=self._settings.statement_cache_size)  # fmt: skip
+                if not self._table:  # asked until migration 0013 is there, then never again
+                    self._table = await self._conn.fetchval("select to_regclass('erasures')") is not None
+                    if not self._table:
+                        return self._ledger
+                row = await self._conn.fetchrow(_MARK)
+                mark = (row[0], row[1])
+                if mark != self._seen:
+                    self._ledger = await read_ledger(self._conn)
+                    self._seen = mark
+                return self._ledger
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                await self.aclose()
+                raise TransientError(f"erasure ledger unreadable: {describe_error(exc)}") from exc
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close(timeout=5)
+
+    async def __aenter__(self) -> "LedgerCache":
+        return self
+
+    async def __aexit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        await self.aclose()
