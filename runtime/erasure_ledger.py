@@ -4,7 +4,8 @@ input, `msgmem replay`, `msgmem projections rebuild`.
 
 Projectors read it per batch inside their transaction, under ``LEDGER_LOCK`` taken shared (the
 erasures projector takes it exclusive), so no batch writes rows of a subject whose erasure
-committed meanwhile. Stages check it before each input (``LedgerCache``).
+committed meanwhile. Stage workers read it once per batch, one-off tools before each record
+(``LedgerCache``; ``streams.common.erasure_guard``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import asyncpg
 from contracts.erasure import Ledger
 from contracts.errors import describe_error
 from contracts.settings import Settings
-from runtime.errors import TransientError
+from runtime.errors import StoreUnavailable
+from runtime.pg_unavailable import UNAVAILABLE
 
 #: pg advisory lock key shared by the erasures projector (exclusive) and every other projector (shared).
 LEDGER_LOCK = 0x6D6D6572617365  # "mmerase"
@@ -41,10 +43,14 @@ async def guarded_read(conn: asyncpg.Connection) -> Ledger:
 
 
 class LedgerCache:
-    """A stage's view of the ledger: before each input, one trivial query (how many erasures,
-    the latest) on a connection kept open, and the whole ledger read again only when that
-    changed. So an erasure committed before a stage takes an input is always seen (no window
-    of staleness), at the cost of one round trip per input beside its downloads and model calls."""
+    """A stage's view of the ledger: on each call, one trivial query (how many erasures, the
+    latest) on a connection kept open, and the whole ledger read again only when that changed.
+    So an erasure committed before a stage takes a batch is always seen (no window of
+    staleness), at the cost of one round trip per batch. Each round trip is bounded by
+    ``TIMEOUT`` (a stopped server must not hang the stage); any failure to read is a
+    ``StoreUnavailable`` and the next call connects again."""
+
+    TIMEOUT = 10.0
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -58,21 +64,27 @@ class LedgerCache:
         async with self._lock:
             try:
                 if self._conn is None or self._conn.is_closed():
-                    self._conn = await asyncpg.connect(self._settings.database_url,
+                    self._conn = await asyncpg.connect(self._settings.database_url, timeout=self.TIMEOUT,
                                                        statement_cache_size=self._settings.statement_cache_size)  # fmt: skip
                 if not self._table:  # asked until migration 0013 is there, then never again
-                    self._table = await self._conn.fetchval("select to_regclass('erasures')") is not None
+                    self._table = await self._conn.fetchval("select to_regclass('erasures')", timeout=self.TIMEOUT) is not None
                     if not self._table:
                         return self._ledger
-                row = await self._conn.fetchrow(_MARK)
+                row = await self._conn.fetchrow(_MARK, timeout=self.TIMEOUT)
                 mark = (row[0], row[1])
                 if mark != self._seen:
-                    self._ledger = await read_ledger(self._conn)
+                    self._ledger = await asyncio.wait_for(read_ledger(self._conn), self.TIMEOUT)
                     self._seen = mark
                 return self._ledger
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-                await self.aclose()
-                raise TransientError(f"erasure ledger unreadable: {describe_error(exc)}") from exc
+            except UNAVAILABLE as exc:
+                self._drop()
+                raise StoreUnavailable(f"erasure ledger unreadable: {describe_error(exc)}") from exc
+
+    def _drop(self) -> None:
+        """Forget a connection that failed (terminated, not closed: it may not answer a goodbye)."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.terminate()
 
     async def aclose(self) -> None:
         if self._conn is not None:

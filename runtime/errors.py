@@ -20,3 +20,10 @@ class TransientError(SafeError):
     def __init__(self, *args: object, retry_after: float | None = None) -> None:
         super().__init__(*args)
         self.retry_after = retry_after
+
+
+class StoreUnavailable(TransientError):
+    """The project's own store (Postgres: the erasure ledger, the result cache) cannot answer.
+    Not the input's fault, so a stage runner holds the record, retrying without counting its
+    attempts, as it holds outputs while the broker is down: an outage never makes dead letters.
+    A one-off tool (`msgmem dlq retry`, `msgmem replay`) sees it as any ``TransientError``."""

@@ -139,7 +139,7 @@ def attach_stage(
             async with make_parts() as built:
                 runner = StageRunner(
                     stage, built.handler, writer, policy=policy, metrics=metrics, concurrency=concurrency,
-                    give_up=built.give_up,
+                    give_up=built.give_up, screen=built.screen,
                 )
                 log.info("%s consuming %s", stage, ", ".join(input_topics))
                 async for events in manual.noack_take(batch_size, within=within):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -23,6 +22,7 @@ from contracts.errors import SafeError
 from contracts.settings import Settings
 from contracts.topics import limit_of, record_size
 from runtime.kafka import make_producer
+from streams.common.outage import Outage
 from streams.common.records import Output
 
 log = logging.getLogger(__name__)
@@ -59,38 +59,6 @@ def oversize(group: Sequence[Output], cluster_cap: int | None) -> RecordTooLarge
     return None
 
 
-class _Outage:
-    """Logs a run of failed writes as three lines at most per half minute: the first failure,
-    a periodic summary, and the recovery; never a line per attempt."""
-
-    SUMMARY_EVERY = 30.0
-
-    def __init__(self) -> None:
-        self.since: float | None = None
-        self.attempts = 0
-        self._last_line = 0.0
-
-    def failed(self, error: BaseException) -> None:
-        now = time.monotonic()
-        self.attempts += 1
-        if self.since is None:
-            self.since = self._last_line = now
-            log.warning("outputs not acknowledged (%s); retrying while the input waits", type(error).__name__)
-        elif now - self._last_line >= self.SUMMARY_EVERY:
-            self._last_line = now
-            log.warning(
-                "outputs still not acknowledged after %.0fs and %d attempts (last: %s)",
-                now - self.since, self.attempts, type(error).__name__,
-            )
-
-    def recovered(self) -> None:
-        if self.since is not None:
-            log.warning("outputs acknowledged again after %.1fs and %d failed attempts",
-                        time.monotonic() - self.since, self.attempts)  # fmt: skip
-        self.since = None
-        self.attempts = 0
-
-
 class KafkaOutputs:
     """Writes with the project's durable producer (acks=all, idempotent).
 
@@ -110,7 +78,7 @@ class KafkaOutputs:
         self._cap = cluster_cap
         self._max_backoff = max_backoff
         self._sleep = sleep
-        self._outage = _Outage()
+        self._outage = Outage("writing outputs")
 
     @classmethod
     async def start(cls, settings: Settings) -> "KafkaOutputs":

@@ -9,7 +9,12 @@ bad record never crashes the worker or blocks its partition.
 Stages that wait on slow APIs run a batch's records concurrently (``concurrency``), each
 with its own retries; outputs are still written in input order, after the whole batch.
 A ``TransientError`` may carry the server's Retry-After, which then replaces the backoff.
+A ``StoreUnavailable`` (our own Postgres is down) is not the record's fault: the record is held
+and retried with backoff for as long as it lasts, its attempts not counted.
 ``give_up`` lets a stage record the failure in its own topic beside the dead letter.
+``screen`` is read once per batch, before any handler runs: the records it hides (inputs of
+chats erased since) are skipped and their outputs dropped. It waits, never raises, while its
+source is unreadable, so an outage of what it reads holds the batch instead of failing records.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_excepti
 from contracts import deadletter
 from contracts.deadletter import DeadLettered
 from contracts.errors import describe_error
-from runtime.errors import TransientError
+from runtime.errors import StoreUnavailable, TransientError
+from streams.common.outage import Outage
 from streams.common.outputs import OutputWriter, RecordTooLarge
 from streams.common.records import InputRecord, Output
 
@@ -35,6 +41,10 @@ Handler = Callable[[InputRecord], Awaitable[list[Output]]]
 # (the record, the last error, attempts made) -> extra outputs written beside its dead letter
 GiveUp = Callable[[InputRecord, BaseException, int], Sequence[Output]]
 Sleep = Callable[[float], Awaitable[None]]
+# (key, value) -> whether the record is hidden
+Hides = Callable[[bytes | None, bytes], bool]
+# read once per batch; None when it hides nothing
+Screen = Callable[[], Awaitable[Hides | None]]
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,7 @@ class StageParts:
 
     handler: Handler
     give_up: GiveUp | None = None
+    screen: Screen | None = None
 
 
 class StageMetrics:
@@ -79,7 +90,7 @@ class StageRunner:
     def __init__(
         self, stage: str, handler: Handler, writer: OutputWriter, *, policy: RetryPolicy = RetryPolicy(),
         metrics: StageMetrics | None = None, concurrency: int = 1, give_up: GiveUp | None = None,
-        sleep: Sleep = asyncio.sleep,
+        screen: Screen | None = None, sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.stage = stage
         self._handler = handler
@@ -88,7 +99,9 @@ class StageRunner:
         self.metrics = metrics or StageMetrics(stage)
         self._concurrency = max(1, concurrency)
         self._give_up = give_up
+        self._screen = screen
         self._sleep = sleep
+        self._store_outage = Outage(f"{stage}: reaching the store")
 
     async def run_batch(self, records: Sequence[InputRecord]) -> None:
         """Process every record; return only when each record's outputs, or its dead letter,
@@ -96,14 +109,15 @@ class StageRunner:
         dead-letters its record, a transient write failure is retried inside the writer, and an
         output over its topic's limit dead-letters the record that produced it, alone."""
         with self.metrics.batch_seconds.time():
+            hides = await self._screen() if self._screen is not None else None
             if self._concurrency == 1 or len(records) < 2:
-                results = [await self._run_one(record) for record in records]
+                results = [await self._screened(record, hides) for record in records]
             else:
                 limit = asyncio.Semaphore(self._concurrency)
 
                 async def limited(record: InputRecord) -> _Result:
                     async with limit:
-                        return await self._run_one(record)
+                        return await self._screened(record, hides)
 
                 results = list(await asyncio.gather(*(limited(r) for r in records)))
             refused = await self._writer.write_groups([r.outputs for r in results])
@@ -143,11 +157,25 @@ class StageRunner:
         error = state.outcome.exception() if state.outcome is not None else None
         return self._policy.delay(state.attempt_number, error)
 
+    async def _screened(self, record: InputRecord, hides: Hides | None) -> _Result:
+        if hides is None:
+            return await self._run_one(record)
+        try:
+            hidden = hides(record.key, record.value)
+        except Exception as exc:  # noqa: BLE001 - a record the screen cannot read is a poison input
+            return self._failed(record, exc, 0)
+        if hidden:
+            return _Result([])
+        result = await self._run_one(record)
+        if result.letter is not None:
+            return result
+        return _Result([o for o in result.outputs if not hides(o.key, o.value)])
+
     async def _run_one(self, record: InputRecord) -> _Result:
         if self._policy.attempts == 1:
             # No retries to schedule (normalize): skip tenacity's per-record machinery.
             try:
-                return _Result(await self._handler(record))
+                return _Result(await self._held(record))
             except Exception as exc:  # noqa: BLE001 - every failure becomes a dead letter, never a crash
                 return self._failed(record, exc, 1)
         attempts = 0
@@ -162,10 +190,25 @@ class StageRunner:
             ):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    return _Result(await self._handler(record))
+                    return _Result(await self._held(record))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a dead letter, never a crash
             return self._failed(record, exc, attempts)
         raise RetryError  # pragma: no cover - AsyncRetrying either returns or raises
+
+    async def _held(self, record: InputRecord) -> list[Output]:
+        """The handler, called again (0.5 s doubling to 8 s) while our own store is unavailable."""
+        failures = 0
+        while True:
+            try:
+                outputs = await self._handler(record)
+            except StoreUnavailable as exc:
+                failures += 1
+                self._store_outage.failed(exc)
+                await self._sleep(min(8.0, 0.5 * 2 ** (failures - 1)))
+                continue
+            if failures:
+                self._store_outage.recovered()
+            return outputs
 
     def _failed(self, record: InputRecord, exc: BaseException, attempts: int) -> _Result:
         letter = self._letter(record, exc, attempts)

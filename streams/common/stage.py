@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from contracts.processes import Process
 from contracts.settings import Settings
 from runtime.logging_setup import process_settings
-from streams.common.erasure_guard import guarded_parts
+from streams.common.erasure_guard import guarded_parts, screened_parts
 from streams.common.faust_app import WriterFactory, attach_stage, make_app, run_worker
 from streams.common.runner import RetryPolicy, StageMetrics, StageParts
 
@@ -63,12 +63,15 @@ class Stage(Generic[M]):
         return self.process.name
 
     def open(self, settings: Settings) -> AbstractAsyncContextManager[StageParts]:
-        """The handler outside a worker (dlq retry, replay), with metrics of its own."""
-        return self.guarded(settings, self.metrics(CollectorRegistry()))
-
-    def guarded(self, settings: Settings, metrics: M) -> AbstractAsyncContextManager[StageParts]:
-        parts = self.parts(settings, metrics)
+        """The handler outside a worker (dlq retry, replay), with metrics of its own, checking
+        the ledger before each record."""
+        parts = self.parts(settings, self.metrics(CollectorRegistry()))
         return guarded_parts(parts, settings) if self.reads_ledger else parts
+
+    def screened(self, settings: Settings, metrics: M) -> AbstractAsyncContextManager[StageParts]:
+        """The worker's parts: the runner reads the ledger once per batch."""
+        parts = self.parts(settings, metrics)
+        return screened_parts(parts, settings) if self.reads_ledger else parts
 
 
 def build_app(stage: Stage[Any], settings: Settings, *, writer_factory: WriterFactory | None = None) -> faust.App:
@@ -80,7 +83,7 @@ def build_app(stage: Stage[Any], settings: Settings, *, writer_factory: WriterFa
     concurrency = stage.concurrency(settings)
     attach_stage(
         app, settings, stage=stage.name, input_topics=stage.process.inputs,
-        parts=lambda: stage.guarded(settings, own),
+        parts=lambda: stage.screened(settings, own),
         policy=stage.policy(settings), batch_size=stage.batch_size(settings) if stage.batch_size else concurrency * 4,
         within=stage.within, metrics=runner_metrics, concurrency=concurrency, writer_factory=writer_factory,
     )  # fmt: skip

@@ -11,6 +11,7 @@ even a burst of the same forwarded voice note pays once.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,10 +21,12 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter
 
 from contracts.errors import describe_error
-from runtime.errors import TransientError
+from runtime.errors import StoreUnavailable
+from runtime.pg_unavailable import UNAVAILABLE
 from runtime.usage_metrics import UsageMetrics
 
 Result = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class MemoryResultCache:
 
 
 class PostgresResultCache:
+    """Postgres down is ``StoreUnavailable``: the stage holds the record until it answers again
+    (computing anyway could pay twice for a result already stored)."""
+
+    TIMEOUT = 10.0
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
@@ -70,10 +78,10 @@ class PostgresResultCache:
         try:
             raw = await self._pool.fetchval(
                 "select result::text from enrichment_cache where sha256 = $1 and stage = $2 and model = $3",
-                key.sha256, key.stage, key.model,
+                key.sha256, key.stage, key.model, timeout=self.TIMEOUT,
             )  # fmt: skip
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-            raise TransientError(f"result cache unavailable: {describe_error(exc)}") from exc
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"result cache unavailable: {describe_error(exc)}") from exc
         return orjson.loads(raw) if raw is not None else None
 
     async def put(self, key: CacheKey, result: Result) -> None:
@@ -81,10 +89,10 @@ class PostgresResultCache:
             await self._pool.execute(
                 "insert into enrichment_cache (sha256, stage, model, result) values ($1, $2, $3, $4::text::jsonb) "
                 "on conflict on constraint enrichment_cache_pkey do nothing",
-                key.sha256, key.stage, key.model, orjson.dumps(result).decode(),
+                key.sha256, key.stage, key.model, orjson.dumps(result).decode(), timeout=self.TIMEOUT,
             )  # fmt: skip
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-            raise TransientError(f"result cache unavailable: {describe_error(exc)}") from exc
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"result cache unavailable: {describe_error(exc)}") from exc
 
 
 class CacheMetrics:
@@ -94,6 +102,10 @@ class CacheMetrics:
         ).labels(stage)
         self.misses = Counter(
             "msgmem_enrichment_cache_misses", "Results computed (an API call)", ["stage"], registry=registry
+        ).labels(stage)
+        self.unkept = Counter(
+            "msgmem_enrichment_cache_unkept", "Results paid for but not cached (the store was down)", ["stage"],
+            registry=registry,
         ).labels(stage)
         self.usage = UsageMetrics(registry, stage)
 
@@ -105,6 +117,16 @@ class CachedResults:
         self._cache = cache
         self._metrics = metrics
         self._inflight: dict[CacheKey, asyncio.Future[Result]] = {}
+
+    async def _keep(self, key: CacheKey, result: Result) -> None:
+        """Store a result paid for. The store down now must not fail the record: holding it
+        would call the model again once Postgres is back; the result is on its way to the log
+        anyway, and only a later rerun of this file would pay for it a second time."""
+        try:
+            await self._cache.put(key, result)
+        except StoreUnavailable as exc:
+            self._metrics.unkept.inc()
+            log.warning("%s result not cached (%s)", key.stage, describe_error(exc))
 
     async def get_or_compute(self, key: CacheKey, compute: Callable[[], Awaitable[Result]]) -> tuple[Result, bool]:
         """Return (result, was_cached)."""
@@ -123,7 +145,7 @@ class CachedResults:
                 return cached, True
             self._metrics.misses.inc()
             result = await compute()
-            await self._cache.put(key, result)
+            await self._keep(key, result)
             future.set_result(result)
             return result, False
         except asyncio.CancelledError:
