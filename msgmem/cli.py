@@ -198,7 +198,7 @@ def _cmd_media(settings: Settings, _args: argparse.Namespace) -> int:
 def _args_projections(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("rebuild",))
     parser.add_argument("--tables", action="append", default=[],
-                        help="a projection (messages, media, embeddings) or any of its tables; repeatable or "
+                        help="a projection (messages, media, embeddings, deadletters) or any of its tables; repeatable or "
                              "comma-separated; default: all")
     parser.add_argument("--dry-run", action="store_true", help="build and compare, swap nothing")
     parser.add_argument("--require-match", action="store_true", help="swap only if every table matches")
