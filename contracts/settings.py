@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.origins import Origin, describe, parse_origin
 from contracts.secret_policy import production_problems
-from contracts.topics import RAW, RAW_HEADERS_ALLOWANCE
+from contracts.topics import ALL_TOPICS, RAW, RAW_HEADERS_ALLOWANCE, TopicSpec, retention_of
 from contracts.usage import DEFAULT_PRICES, Price
 
 
@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     # (dead letters, projection_offsets) use the declared names; only Kafka clients see the
     # prefixed ones. Changing it on a running deployment means new, empty topics.
     kafka_topic_prefix: str = Field("", max_length=200, pattern=r"^[A-Za-z0-9._-]*$")
+    # How long the topics holding personal content keep it (contracts/topics.py, ``content``):
+    # wa.raw's raw deliveries RAW_RETENTION_DAYS; any content topic its TOPIC_RETENTION_DAYS
+    # entry ("wa.deadletter=90,wa.messages=0"); 0 keeps forever; the rest keep what is declared
+    # (forever: the derived topics are what rebuilds read). Applied when topics are created and
+    # by `msgmem topics` to existing ones.
+    raw_retention_days: int = Field(30, ge=0)
+    topic_retention_days: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
 
     # Postgres / Supabase
     # Carries the password: kept out of repr(settings), which tracebacks and debug logs print.
@@ -278,6 +285,31 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("topic_retention_days", mode="before")
+    @classmethod
+    def _topic_days(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("expected topic=days pairs separated by commas")
+        return {name.strip(): days.strip() for name, days in pairs}
+
+    @field_validator("topic_retention_days", mode="after")
+    @classmethod
+    def _content_topics_only(cls, value: dict[str, int]) -> dict[str, int]:
+        content = {spec.name for spec in ALL_TOPICS if spec.content}
+        for name, days in value.items():
+            if name not in content:
+                raise ValueError(f"a retention applies only to the topics holding content: {', '.join(sorted(content))}")
+            if days < 0:
+                raise ValueError("days must be 0 (forever) or more")
+        return value
+
+    def retention_ms(self, spec: TopicSpec) -> int:
+        """The retention the policy gives ``spec`` (``contracts.topics.retention_of``)."""
+        return retention_of(spec, self.raw_retention_days, self.topic_retention_days)
 
     @field_validator("ai_prices", mode="before")
     @classmethod

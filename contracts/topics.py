@@ -6,11 +6,12 @@ auto-creation. Keys by chat keep one chat's events in order on one partition.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 FOREVER = -1
 MIB = 1024 * 1024
+DAY_MS = 24 * 60 * 60 * 1000
 
 # wa.raw holds bodies of up to INGEST_MAX_BODY_BYTES (16 MiB by default) plus headers.
 RAW_MAX_MESSAGE_BYTES = 20 * MIB
@@ -35,20 +36,43 @@ class TopicSpec:
     compacted: bool = False
     max_message_bytes: int = EVENT_MAX_MESSAGE_BYTES
     extra_config: dict[str, str] = field(default_factory=dict)
+    #: Holds personal content (texts, names, numbers, media references): a retention policy
+    #: (RAW_RETENTION_DAYS, TOPIC_RETENTION_DAYS) may bound how long it keeps it.
+    content: bool = False
 
     def limit(self, cluster_cap: int | None = None) -> int:
         """The largest record this topic takes: its declared limit, or the cluster's cap if lower."""
         return min(self.max_message_bytes, cluster_cap) if cluster_cap else self.max_message_bytes
 
-    def config(self, cluster_cap: int | None = None) -> dict[str, str]:
-        """Topic-level broker configuration, as strings the admin API expects."""
+    def config(self, cluster_cap: int | None = None, retention_ms: int | None = None) -> dict[str, str]:
+        """Topic-level broker configuration, as strings the admin API expects; ``retention_ms``
+        (a policy's, ``retention_of``) replaces the declared retention."""
         cfg = {
             "cleanup.policy": "compact" if self.compacted else "delete",
-            "retention.ms": str(self.retention_ms),
             "max.message.bytes": str(self.limit(cluster_cap)),
+            **retention_config(self.retention_ms if retention_ms is None else retention_ms),
         }
         cfg.update(self.extra_config)
         return cfg
+
+
+def retention_config(retention_ms: int) -> dict[str, str]:
+    """``retention.ms`` and, when it is bounded, ``segment.ms``: the broker deletes whole closed
+    segments only, and its default segment lives 7 days, so without a day-long segment a record
+    could outlive its retention by a week."""
+    if retention_ms == FOREVER:
+        return {"retention.ms": str(FOREVER)}
+    return {"retention.ms": str(retention_ms), "segment.ms": str(min(retention_ms, DAY_MS))}
+
+
+def retention_of(spec: TopicSpec, raw_days: int, overrides: Mapping[str, int]) -> int:
+    """The retention (ms) a policy gives ``spec``: its TOPIC_RETENTION_DAYS entry, else
+    RAW_RETENTION_DAYS for wa.raw, else the declared one; 0 days keeps forever. Only topics
+    that hold content take a policy (``Settings`` refuses the others)."""
+    days = overrides.get(spec.name, raw_days if spec.name == RAW.name else None)
+    if days is None or not spec.content:
+        return spec.retention_ms
+    return FOREVER if days == 0 else days * DAY_MS
 
 
 RAW = TopicSpec(
@@ -56,24 +80,27 @@ RAW = TopicSpec(
     key="provider:channel",
     value="a provider delivery: body bytes exactly as received, metadata in record headers",
     max_message_bytes=RAW_MAX_MESSAGE_BYTES,
+    content=True,
 )
 MESSAGES = TopicSpec(
     "wa.messages",
     key="chat key",
     value="MessageReceived, MessageSent, MessageEdited, MessageDeleted, ReactionAdded, "
     "ReactionRemoved, StatusUpdated, ConsentChanged, MessageUnsupported, ProviderEventUnsupported",
+    content=True,
 )
-MEDIA = TopicSpec("wa.media", key="chat key", value="MediaStored, MediaFailed, MediaSkipped, MediaExpired")
-TRANSCRIPTS = TopicSpec("wa.transcripts", key="chat key", value="text transcribed from voice notes and audio")
-CAPTIONS = TopicSpec("wa.captions", key="chat key", value="descriptions of images")
-DOCUMENTS = TopicSpec("wa.documents", key="chat key", value="text extracted from documents")
-EMBEDDINGS = TopicSpec("wa.embeddings", key="chat key", value="a message's chunks with their vectors")
+MEDIA = TopicSpec("wa.media", key="chat key", value="MediaStored, MediaFailed, MediaSkipped, MediaExpired", content=True)
+TRANSCRIPTS = TopicSpec("wa.transcripts", key="chat key", value="text transcribed from voice notes and audio", content=True)
+CAPTIONS = TopicSpec("wa.captions", key="chat key", value="descriptions of images", content=True)
+DOCUMENTS = TopicSpec("wa.documents", key="chat key", value="text extracted from documents", content=True)
+EMBEDDINGS = TopicSpec("wa.embeddings", key="chat key", value="a message's chunks with their vectors", content=True)
 DEADLETTER = TopicSpec(
     "wa.deadletter",
     key="stage",
     value="failed input coordinates (topic, partition, offset), error, attempts",
     partitions=1,
     max_message_bytes=RAW_MAX_MESSAGE_BYTES,
+    content=True,
 )
 # The erasure ledger: compacted (a subject's latest request is all that matters) and kept
 # forever, because it must still hide the subject's past when a rebuild reads from offset 0.

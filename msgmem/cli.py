@@ -2,7 +2,7 @@
 
     msgmem dev        run the whole system on the embedded local stack
     msgmem migrate    apply migrations/*.sql to DATABASE_URL
-    msgmem topics     create the declared Kafka topics that are missing
+    msgmem topics     create the declared Kafka topics that are missing, apply the retention policy
     msgmem send       post fixture webhook files to a running ingest, signed as the provider would
     msgmem dlq        list, show or retry dead letters
     msgmem media      media sweep: delete expired media objects, log a MediaExpired per row
@@ -51,13 +51,15 @@ def _cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _cmd_topics(settings: Settings, _args: argparse.Namespace) -> int:
-    from runtime.kafka import ensure_topics
+    from runtime.kafka import describe_retention, ensure_topics
 
     report = asyncio.run(ensure_topics(settings))
     for name in report.created:
         print(f"created  {name}")
     for name in report.existing:
         print(f"exists   {name}")
+    for name, old, new in report.retention_changed:
+        print(f"retention {name}: {describe_retention(old)} -> {describe_retention(new)}")
     for warning in report.warnings:
         print(f"warning  {warning}", file=sys.stderr)
     return 0
@@ -305,7 +307,8 @@ Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[Settin
 COMMANDS: dict[str, Command] = {
     "dev": ("run the whole system on the embedded local stack (Kafka, Postgres, every service)", _no_args, _cmd_dev),
     "migrate": ("apply migrations/*.sql to DATABASE_URL, once each", _no_args, _cmd_migrate),
-    "topics": ("create the declared Kafka topics that are missing", _no_args, _cmd_topics),
+    "topics": ("create the declared Kafka topics that are missing; set the retention policy on existing ones",
+               _no_args, _cmd_topics),
     "send": ("post webhook files to a running ingest, signed as the provider would", _args_send, _cmd_send),
     "dlq": ("list, show or retry dead letters (wa.deadletter)", _args_dlq, _cmd_dlq),
     "media": ("media retention: `media sweep` deletes expired objects (the media worker also runs it hourly)",

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from contracts.settings import Settings
 from msgmem.devstate import STATE_FILE, dev_secrets, write_private
-from runtime.kafka import ensure_topics
+from runtime.kafka import describe_retention, ensure_topics
 from msgmem.localstack.kafka import LocalKafka, kafka_libs
 from msgmem.localstack.postgres import LocalPostgres
 from msgmem.localstack.processes import Child, ChildFailed, env_with, free_port, stdout_sink, stop_all
@@ -116,6 +116,8 @@ def run_dev(settings: Settings) -> int:
         _log(f"migrations applied: {', '.join(applied) or 'none new'}")
         report = asyncio.run(ensure_topics(stack))
         _log(f"topics created: {', '.join(report.created) or 'none new'}")
+        for name, old, new in report.retention_changed:
+            _log(f"retention of {name}: {describe_retention(old)} -> {describe_retention(new)}")
         for warning in report.warnings:
             _log(f"warning: {warning}")
 

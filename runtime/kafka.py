@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.helpers import create_ssl_context
 
 from contracts.settings import Settings
-from contracts.topics import ALL_TOPICS, TopicSpec, largest_limit, smallest_limit
+from contracts.topics import ALL_TOPICS, TopicSpec, largest_limit, retention_config, smallest_limit
 from runtime.topic_prefix import PrefixedConsumer, PrefixedProducer, TopicNames
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,8 @@ class TopicReport:
     created: list[str]
     existing: list[str]
     warnings: list[str]
+    #: existing topics whose retention was set to the policy's: (name, old ms, new ms)
+    retention_changed: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> TopicReport:
@@ -138,6 +141,9 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_T
 
     Partitions are never changed on an existing topic: adding partitions would move keys and
     break per-chat ordering, so that is an operator's decision, not a start-up side effect.
+    Retention is: it is a policy (RAW_RETENTION_DAYS, TOPIC_RETENTION_DAYS) an operator sets to
+    bound how long personal content stays, so an existing topic whose retention differs gets
+    the policy's (``align_retention``), its other settings kept.
     """
     topic = settings.topic
     admin = AIOKafkaAdminClient(**connection_config(settings))
@@ -154,7 +160,8 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_T
                         name=topic(s.name),
                         num_partitions=s.partitions,
                         replication_factor=settings.kafka_replication_factor,
-                        topic_configs=s.config(settings.kafka_max_message_bytes) | durability(settings),
+                        topic_configs=s.config(settings.kafka_max_message_bytes, settings.retention_ms(s))
+                        | durability(settings),
                     )
                     for s in missing
                 ]
@@ -171,11 +178,72 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_T
                     warnings.append(
                         f"{s.name} has {partitions[s.name]} partitions, fewer than the declared {s.partitions}"
                     )
+        changed = await align_retention(admin, settings, present) if present else []
         return TopicReport(
-            created=[s.name for s in specs if s.name in created], existing=[s.name for s in present], warnings=warnings
+            created=[s.name for s in specs if s.name in created], existing=[s.name for s in present], warnings=warnings,
+            retention_changed=changed,
         )
     finally:
         await admin.close()
+
+
+def describe_retention(ms: int) -> str:
+    """``retention.ms`` for people: "forever", "30 days", "36 hours"."""
+    if ms < 0:
+        return "forever"
+    days, rest = divmod(ms, 24 * 3600 * 1000)
+    return f"{days} days" if not rest else f"{ms / 3_600_000:g} hours"
+
+
+_DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs v1+ config_source: set on the topic itself
+
+
+async def align_retention(admin: AIOKafkaAdminClient, settings: Settings,
+                          specs: list[TopicSpec]) -> list[tuple[str, int, int]]:  # fmt: skip
+    """Give each topic of ``specs`` the retention the policy says; return what changed.
+
+    AlterConfigs (the request aiokafka has) replaces a topic's whole set of dynamic settings,
+    so the set is read first and written back with only retention.ms and segment.ms changed:
+    what an operator set by hand stays."""
+    names = {settings.topic(s.name): s for s in specs}
+    current = await topic_configs(admin, list(names))
+    changed: list[tuple[str, int, int]] = []
+    resources = []
+    for name, spec in names.items():
+        dynamic = current.get(name, {})
+        wanted = settings.retention_ms(spec)
+        now = int(dynamic.get("retention.ms", spec.retention_ms))
+        if now == wanted:
+            continue
+        merged = {k: v for k, v in dynamic.items() if k not in ("retention.ms", "segment.ms")}
+        merged |= retention_config(wanted)
+        resources.append(ConfigResource(ConfigResourceType.TOPIC, name, merged))
+        changed.append((spec.name, now, wanted))
+    if resources:
+        for response in await admin.alter_configs(resources):
+            for error_code, _message, _type, name in response.resources:
+                if error_code:
+                    raise TopicCreationError(f"setting the retention of {name} failed (error {error_code})")
+    return changed
+
+
+async def topic_configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    """The settings set on each topic itself (not broker defaults), by broker topic name."""
+    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+    found: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for _error, _message, _type, name, entries in response.resources:
+            found[name] = {
+                entry[0]: entry[1] for entry in entries
+                if entry[1] is not None and _set_on_topic(response.API_VERSION, entry)
+            }  # fmt: skip
+    return found
+
+
+def _set_on_topic(version: int, entry: tuple[Any, ...]) -> bool:
+    # v0 entries: (name, value, read_only, is_default, is_sensitive); v1+: (name, value,
+    # read_only, config_source, is_sensitive, synonyms)
+    return not entry[3] if version == 0 else entry[3] == _DYNAMIC_TOPIC_CONFIG
 
 
 async def _until_led(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> None:

@@ -56,6 +56,8 @@ class RetryPolicy:
     min_seconds: float = 1.0
     max_seconds: float = 8.0
     retry_after_max_seconds: float = 60.0
+    #: the longest wait between two tries of a record held while our own store is unavailable
+    hold_max_seconds: float = 8.0
 
     def delay(self, attempt: int, error: BaseException | None = None) -> float:
         retry_after = getattr(error, "retry_after", None)
@@ -196,7 +198,8 @@ class StageRunner:
         raise RetryError  # pragma: no cover - AsyncRetrying either returns or raises
 
     async def _held(self, record: InputRecord) -> list[Output]:
-        """The handler, called again (0.5 s doubling to 8 s) while our own store is unavailable."""
+        """The handler, called again (0.5 s doubling to ``hold_max_seconds``) while our own store
+        is unavailable."""
         failures = 0
         while True:
             try:
@@ -204,7 +207,7 @@ class StageRunner:
             except StoreUnavailable as exc:
                 failures += 1
                 self._store_outage.failed(exc)
-                await self._sleep(min(8.0, 0.5 * 2 ** (failures - 1)))
+                await self._sleep(min(self._policy.hold_max_seconds, 0.5 * 2 ** (failures - 1)))
                 continue
             if failures:
                 self._store_outage.recovered()

@@ -23,7 +23,7 @@ from tests.fakes.cuttable_proxy import CuttableProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-OUTAGE_S = 4.0  # longer than the policy's whole schedule (0.05 + 0.1 s): counted attempts would be spent
+OUTAGE_S = 2.5  # longer than the policy's whole schedule (0.05 + 0.1 s): counted attempts would be spent
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ async def test_a_batch_waits_out_an_unreachable_erasure_ledger(line: tuple[Cutta
     proxy, settings = line
     writer = RecordingOutputs()
     async with LedgerCache(settings) as ledger:
-        runner = StageRunner("media", echo, writer, policy=RetryPolicy(3, 0.05, 0.1), screen=LedgerScreen(ledger))
+        runner = StageRunner("media", echo, writer, policy=RetryPolicy(3, 0.05, 0.1), screen=LedgerScreen(ledger, max_backoff=0.5))
         await runner.run_batch(records(2))  # connected, ledger read
 
         await proxy.cut()  # the open connection is reset and nothing listens
@@ -74,7 +74,7 @@ async def test_a_record_waits_out_an_unreachable_result_cache(line: tuple[Cuttab
         return await echo(rec)
 
     writer = RecordingOutputs()
-    runner = StageRunner("caption", handler, writer, policy=RetryPolicy(3, 0.05, 0.1), concurrency=2)
+    runner = StageRunner("caption", handler, writer, policy=RetryPolicy(3, 0.05, 0.1, hold_max_seconds=0.5), concurrency=2)
     try:
         await runner.run_batch(records(1))
         await proxy.cut()
