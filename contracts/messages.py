@@ -140,6 +140,7 @@ class MessageSent(_Message):
     type: Literal["message_sent"] = "message_sent"
     direction: Literal["outbound"] = "outbound"
     origin: Origin = "agent"
+    template: str | None = None  # the approved template it used, when its sender said so
 
 
 class _Targeted(ChatEvent):

@@ -47,6 +47,9 @@ class OutboundMessage(Frozen):
     sender_id: str | None = None  # the business number or the bot's id
     sender_name: str | None = None  # the agent or bot that wrote it
     origin: Literal["agent", "system"] = "agent"
+    # The approved template this send used, if any: outside the contact's 24-hour customer
+    # service window only templates may be sent, so a send without one there is flagged.
+    template: str | None = Field(default=None, min_length=1, max_length=512)
     reply_to_provider_message_id: str | None = Field(
         default=None, validation_alias=AliasChoices("reply_to_provider_message_id", "reply_to")
     )

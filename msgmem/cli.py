@@ -287,6 +287,38 @@ def _cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _args_compliance(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--days", type=int, default=30, help="the last N days (default 30), unless --since is given")
+    parser.add_argument("--since", help="ISO time the period starts")
+    parser.add_argument("--until", help="ISO time the period ends (default: now)")
+    parser.add_argument("--json", action="store_true")
+
+
+def _cmd_compliance(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from msgmem.compliance import flagged, render
+
+    def moment(text: str) -> datetime:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    try:
+        until = moment(args.until) if args.until else datetime.now(UTC)
+        since = moment(args.since) if args.since else until - timedelta(days=args.days)
+    except ValueError:
+        print("error: --since and --until take ISO times (2026-12-01 or 2026-12-01T09:00:00Z)", file=sys.stderr)
+        return 2
+    rows = asyncio.run(flagged(settings, since, until))
+    if args.json:
+        print(json.dumps({"since": since.isoformat(), "until": until.isoformat(),
+                          "messages": [r.to_json() for r in rows]}, indent=2))  # fmt: skip
+    else:
+        print(render(rows, since, until))
+    return 0
+
+
 def _args_mcp(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio",
                         help="stdio: the client starts this process; http: streamable HTTP on MCP_HOST:MCP_PORT /mcp")
@@ -321,6 +353,8 @@ COMMANDS: dict[str, Command] = {
               _args_erase, _cmd_erase),
     "export": ("everything stored about a contact (messages, versions, media and their texts, files) as JSON",
                _args_export, _cmd_export),
+    "compliance": ("outbound messages sent while the chat was opted out or outside the 24-hour window",
+                   _args_compliance, _cmd_compliance),
     "mcp": ("serve the chat memory as MCP tools (search_memory, get_context, list_chats, get_messages)", _args_mcp,
             _cmd_mcp),
 }

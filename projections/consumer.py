@@ -289,7 +289,8 @@ async def running_projector(
         producer = make_producer(settings)
         resources.push_async_callback(producer.stop)
         await producer.start()
-        store: PostgresProjectionStore[Any] = PostgresProjectionStore(pool, projection.name, projection.writer(settings))
+        store: PostgresProjectionStore[Any] = PostgresProjectionStore(pool, projection.name, projection.writer(settings),
+                                                                      metrics)
         letters = KafkaDeadLetters(producer, cluster_cap=settings.kafka_max_message_bytes)
         applier = BatchApplier(stage=projection.process.name, decode=projection.decode, store=store,
                                dead_letters=letters, metrics=metrics, policy=policy)  # fmt: skip

@@ -39,12 +39,20 @@ class ProjectorMetrics:
             labels, registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         ).labels(self.projection)
+        self._flagged = Counter(
+            "msgmem_projector_rows_flagged", "Rows flagged as they were written, by reason (outbound messages "
+            "sent while the chat was opted out, or outside the 24-hour window without a template)",
+            [*labels, "reason"], registry=self.registry,
+        )
         self.assigned = Gauge(
             "msgmem_projector_assigned_partitions", "Partitions this process owns", labels, registry=self.registry
         ).labels(self.projection)
 
     def dead_lettered(self, reason: str, count: int = 1) -> None:
         self._dead.labels(self.projection, reason).inc(count)
+
+    def flagged(self, reason: str, count: int = 1) -> None:
+        self._flagged.labels(self.projection, reason).inc(count)
 
     def retried(self, kind: str) -> None:
         self._retries.labels(self.projection, kind).inc()

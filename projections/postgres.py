@@ -22,6 +22,7 @@ from aiokafka import TopicPartition
 
 from projections.batch import Applied
 from projections.errors import OffsetsBehind
+from projections.metrics import ProjectorMetrics
 from runtime.erasure_ledger import guarded_read
 from projections.items import Item
 
@@ -47,10 +48,12 @@ class RowWriter(Protocol[E]):
 
 
 class PostgresProjectionStore(Generic[E]):
-    def __init__(self, pool: asyncpg.Pool, projection: str, writer: RowWriter[E]) -> None:
+    def __init__(self, pool: asyncpg.Pool, projection: str, writer: RowWriter[E],
+                 metrics: ProjectorMetrics | None = None) -> None:  # fmt: skip
         self._pool = pool
         self._projection = projection
         self._writer = writer
+        self._metrics = metrics
         # Every projection leaves what the erasure ledger hides alone, but the one writing the ledger.
         self._hides_erased = getattr(writer, "hides_erased", True)
 
@@ -68,6 +71,21 @@ class PostgresProjectionStore(Generic[E]):
     ) -> Applied:
         if not offsets:
             return Applied(0, 0)
+        try:
+            applied = await self._apply(items, offsets, expected)
+        except BaseException:
+            _discard_flags(self._writer)
+            raise
+        flagged = _take_flags(self._writer)
+        if self._metrics is not None:
+            for reason, count in flagged.items():
+                self._metrics.flagged(reason, count)
+        return applied
+
+    async def _apply(
+        self, items: Sequence[Item[E]], offsets: Mapping[TopicPartition, int],
+        expected: Mapping[TopicPartition, int] | None,
+    ) -> Applied:
         async with self._pool.acquire() as conn, conn.transaction():
             stored: dict[TopicPartition, int] = {}
             for topic, parts in _by_topic(offsets).items():
@@ -87,6 +105,19 @@ class PostgresProjectionStore(Generic[E]):
                 nexts = [offsets[TopicPartition(topic, p)] for p in parts]
                 await conn.execute(_SAVE, self._projection, topic, parts, nexts)
         return Applied(len(fresh), len(items) - len(fresh))
+
+
+def _take_flags(writer: object) -> dict[str, int]:
+    """Rows the writer flagged in the transaction that just committed (the messages projection's
+    outbound compliance flags); other writers flag nothing."""
+    take = getattr(writer, "take_flags", None)
+    return take() if take is not None else {}
+
+
+def _discard_flags(writer: object) -> None:
+    discard = getattr(writer, "discard_flags", None)
+    if discard is not None:
+        discard()
 
 
 def _behind(

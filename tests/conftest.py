@@ -17,7 +17,8 @@ from runtime.logging_setup import reset_logging
 FIXTURES = Path(__file__).parent / "fixtures"
 
 PROJECTED_TABLES = (
-    "message_embeddings", "chat_media", "chat_message_pending", "chat_message_versions", "chat_messages", "chats",
+    "message_embeddings", "chat_media", "chat_message_pending", "chat_message_versions", "chat_consent_changes",
+    "chat_messages", "chats",
     "dead_letters", "projection_offsets", "erasures",
     "message_embedding_sources", "message_embedding_deletions",
 )

@@ -27,6 +27,7 @@ DELETES: tuple[tuple[str, str, str], ...] = (
     ("chat_message_versions", "delete from chat_message_versions where message_id = any($1::text[])", "messages"),
     ("chat_message_pending", "delete from chat_message_pending where chat_key = any($1::text[])", "chats"),
     ("chat_media", "delete from chat_media where chat_key = any($1::text[])", "chats"),
+    ("chat_consent_changes", "delete from chat_consent_changes where chat_key = any($1::text[])", "chats"),
     ("chat_messages", "delete from chat_messages where chat_key = any($1::text[])", "chats"),
     ("chats", "delete from chats where chat_key = any($1::text[])", "chats"),
     ("dead_letters", "delete from dead_letters where key = any($1::text[])", "chats"),

@@ -14,7 +14,11 @@ statement (one statement cannot touch a row twice). What each event means for th
 - statuses, edits, deletions and reactions become a ``MessageUpdate`` of their target;
 - a message's own text (its caption, for media) and each edit's new text become a
   ``VersionRow`` of ``chat_message_versions`` (keyed by event id: the first copy wins);
-- ``ConsentChanged`` sets the chat's consent (latest by occurred_at wins);
+- ``ConsentChanged`` sets the chat's consent (latest by occurred_at wins) and is kept as a
+  ``ConsentRow`` of ``chat_consent_changes``;
+- every message and consent change asks for the chat's outbound messages from its time on to be
+  judged again (``judge``: the earliest such time per chat): sent while opted out, or outside
+  the 24-hour window without a template (``sql.JUDGE_OUTBOUND``);
 - ``ProviderEventUnsupported`` (a presence, a contact sync, an account notice: no message)
   writes nothing; it stays on wa.messages, counted by the normalize stage;
 - an event whose provider did not name its chat (``chat_id == ""``) makes no chat row.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import orjson
 
@@ -33,7 +38,7 @@ from contracts.messages import (
     MessageUnsupported, ProviderEventUnsupported, ReactionAdded, ReactionRemoved, StatusUpdated,
 )  # fmt: skip
 from projections.items import Item
-from projections.messages.rows import ChatRow, MessageRow, MessageUpdate, Reaction, VersionRow
+from projections.messages.rows import ChatRow, ConsentRow, MessageRow, MessageUpdate, Reaction, VersionRow
 
 __all__ = ["RowOps", "fold", "reactor_key"]
 
@@ -44,6 +49,13 @@ class RowOps:
     messages: dict[str, MessageRow] = field(default_factory=dict)
     updates: dict[str, MessageUpdate] = field(default_factory=dict)
     versions: dict[tuple[str, str], VersionRow] = field(default_factory=dict)
+    consents: dict[str, ConsentRow] = field(default_factory=dict)
+    judge: dict[str, datetime] = field(default_factory=dict)
+
+    def judge_from(self, chat_key: str, at: datetime) -> None:
+        since = self.judge.get(chat_key)
+        if since is None or at < since:
+            self.judge[chat_key] = at
 
     def deleted_ids(self) -> list[str]:
         """Messages the batch deletes (their versions go when DELETED_MESSAGES=redact)."""
@@ -63,10 +75,12 @@ def fold(items: Sequence[Item[MessageEvent]]) -> RowOps:
             if text is not None:
                 _version(ops, item, event.message_id, "original", text)
             chat.message_at(event.direction, event.occurred_at)
+            _judge(ops, event)
         elif isinstance(event, MessageUnsupported):
             _message(ops, _unsupported_row(item, event))
             if event.provider_message_id:
                 chat.message_at(event.direction, event.occurred_at)
+                _judge(ops, event)
         elif isinstance(event, StatusUpdated):
             _update(ops, event).status_seen(event.status, event.occurred_at, _errors(event))
         elif isinstance(event, MessageEdited):
@@ -80,6 +94,11 @@ def fold(items: Sequence[Item[MessageEvent]]) -> RowOps:
             _update(ops, event).reaction_seen(reactor_key(event), reaction)
         elif isinstance(event, ConsentChanged):
             chat.consent(event.state, event.occurred_at)
+            ops.consents.setdefault(event.event_id, ConsentRow(
+                event.event_id, event.chat_key, event.state, event.occurred_at, event.message_id,
+                item.topic, item.partition, item.offset,
+            ))  # fmt: skip
+            _judge(ops, event)
         else:  # a new event type in contracts that this projection does not know yet
             raise TypeError(f"messages projection cannot apply {type(event).__name__}")
     return ops
@@ -99,6 +118,11 @@ def _chat(ops: RowOps, event: ChatEvent) -> ChatRow:
     chat.see(is_group=event.is_group, contact_phone=event.contact_phone, contact_name=event.contact_name,
              group_name=event.group_name, at=event.occurred_at)  # fmt: skip
     return chat
+
+
+def _judge(ops: RowOps, event: ChatEvent) -> None:
+    if event.chat_id:  # a chat with a row
+        ops.judge_from(event.chat_key, event.occurred_at)
 
 
 def _message(ops: RowOps, row: MessageRow) -> None:
@@ -133,7 +157,7 @@ def _message_row(item: Item[MessageEvent], event: MessageReceived | MessageSent)
         raw_event=item.value.decode(), source_topic=item.topic, source_partition=item.partition,
         source_offset=item.offset, sender_id=event.sender_id, sender_name=event.sender_name, body=event.text,
         caption=event.caption, reply_to_provider_message_id=event.reply_to_provider_message_id,
-        forwarded=event.forwarded,
+        forwarded=event.forwarded, template=event.template if isinstance(event, MessageSent) else None,
     )  # fmt: skip
 
 

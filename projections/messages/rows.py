@@ -104,6 +104,7 @@ class MessageRow:
     caption: str | None = None
     reply_to_provider_message_id: str | None = None
     forwarded: bool = False
+    template: str | None = None
 
     def absorb(self, other: MessageRow) -> None:
         """Another copy of this message: fill gaps, or take it whole over an 'unsupported' one."""
@@ -118,8 +119,22 @@ class MessageRow:
                 setattr(self, name, getattr(other, name))
 
 
-_FILLABLE = ("sender_id", "sender_name", "body", "caption", "reply_to_provider_message_id")
+_FILLABLE = ("sender_id", "sender_name", "body", "caption", "reply_to_provider_message_id", "template")
 _TAKEN_ON_UPGRADE = ("message_type", "raw_event", "source_topic", "source_partition", "source_offset")
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRow:
+    """One opt-out or opt-in, kept so a message is judged by the consent of its own time."""
+
+    event_id: str
+    chat_key: str
+    state: str
+    occurred_at: datetime
+    message_id: str | None
+    source_topic: str
+    source_partition: int
+    source_offset: int
 
 
 @dataclass(frozen=True, slots=True)

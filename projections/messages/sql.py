@@ -100,10 +100,10 @@ _CONSENT_WINS = (
     " or (excluded.consent_changed_at = c.consent_changed_at and excluded.consent_state = 'opted_out')))"
 )
 UPSERT_CHATS = f"""
-insert into chats as c ({", ".join(n for n, _ in CHAT_COLUMNS)})
+insert into chats as c ({", ".join(n for n, _ in CHAT_COLUMNS)}, service_window_closes_at)
 select u.chat_key, u.provider, u.channel_id, u.chat_id, u.contact_phone, u.contact_name, u.group_name, u.profile_at,
        u.is_group, coalesce(u.consent_state, 'unknown'), u.consent_changed_at, u.last_inbound_at,
-       u.last_outbound_at, u.last_message_at
+       u.last_outbound_at, u.last_message_at, u.last_inbound_at + interval '24 hours'
 from {_unnest(CHAT_COLUMNS, 1)}
 on conflict (chat_key) do update set
     contact_phone = coalesce(c.contact_phone, excluded.contact_phone),
@@ -116,6 +116,7 @@ on conflict (chat_key) do update set
     consent_state = case when {_CONSENT_WINS} then excluded.consent_state else c.consent_state end,
     consent_changed_at = greatest(c.consent_changed_at, excluded.consent_changed_at),
     last_inbound_at = greatest(c.last_inbound_at, excluded.last_inbound_at),
+    service_window_closes_at = greatest(c.last_inbound_at, excluded.last_inbound_at) + interval '24 hours',
     last_outbound_at = greatest(c.last_outbound_at, excluded.last_outbound_at),
     last_message_at = greatest(c.last_message_at, excluded.last_message_at),
     updated_at = now()
@@ -127,7 +128,7 @@ MESSAGE_COLUMNS = [
     ("provider_timestamp", "timestamptz"), ("received_at", "timestamptz"), ("raw_event", "text"),
     ("source_topic", "text"), ("source_partition", "integer"), ("source_offset", "bigint"), ("sender_id", "text"),
     ("sender_name", "text"), ("body", "text"), ("caption", "text"), ("reply_to_provider_message_id", "text"),
-    ("forwarded", "boolean"),
+    ("forwarded", "boolean"), ("template", "text"),
 ]  # fmt: skip
 _UPGRADE = "(m.message_type = 'unsupported' and excluded.message_type <> 'unsupported')"
 _GONE = "($1::boolean and m.deleted_at is not null)"
@@ -161,7 +162,7 @@ insert into chat_messages as m ({", ".join(_MESSAGE_NAMES)})
 select {", ".join("u.raw_event::jsonb" if n == "raw_event" else f"u.{n}" for n in _MESSAGE_NAMES)}
 from {_unnest(MESSAGE_COLUMNS, 2)}
 on conflict (id) do update set
-    {_fill("sender_id")}, {_fill("sender_name")}, {_fill("reply_to_provider_message_id")},
+    {_fill("sender_id")}, {_fill("sender_name")}, {_fill("reply_to_provider_message_id")}, {_fill("template")},
     {_fill_text("body")}, {_fill_text("caption", _CAPTION_REPLACEABLE)}, {_CAPTION_GENERATED},
     forwarded = m.forwarded or excluded.forwarded,
     message_type = case when {_UPGRADE} then excluded.message_type else m.message_type end,
@@ -245,4 +246,42 @@ on conflict (message_id, event_id) do nothing
 REDACT_VERSIONS = f"""
 delete from chat_message_versions v
 where ($1::text[] is null or v.message_id = any($1::text[])) and {_DELETED.format(id="v.message_id")}
+"""
+
+CONSENT_COLUMNS = [
+    ("event_id", "text"), ("chat_key", "text"), ("state", "text"), ("occurred_at", "timestamptz"),
+    ("message_id", "text"), ("source_topic", "text"), ("source_partition", "integer"), ("source_offset", "bigint"),
+]  # fmt: skip
+INSERT_CONSENT = f"""
+insert into chat_consent_changes ({", ".join(n for n, _ in CONSENT_COLUMNS)})
+select * from {_unnest(CONSENT_COLUMNS, 1)}
+on conflict (event_id) do nothing
+"""
+
+# The outbound messages of chat $1[i] sent at or after $2[i] judged again from the chat's events
+# (``projections.messages.compliance``): opted out when the latest consent change at or before
+# the send was an opt-out (a tie: the opt-out wins, as on chats); outside the window when, in a
+# 1:1 chat, no inbound message came in the 24 hours up to the send and it used no template.
+# Returns the flags it set that were not there (for the metrics).
+JUDGE_OUTBOUND = """
+with judged as (
+    select m.id,
+           case
+               when (select cc.state from chat_consent_changes cc
+                     where cc.chat_key = m.chat_key and cc.occurred_at <= m.provider_timestamp
+                     order by cc.occurred_at desc, cc.state desc limit 1) = 'opted_out' then 'opted_out'
+               when m.template is null and not c.is_group and not exists (
+                     select 1 from chat_messages i
+                     where i.chat_key = m.chat_key and i.direction = 'inbound'
+                       and i.provider_timestamp <= m.provider_timestamp
+                       and i.provider_timestamp > m.provider_timestamp - interval '24 hours') then 'outside_window'
+           end as flag
+    from unnest($1::text[], $2::timestamptz[]) as a(chat_key, since)
+    join chats c on c.chat_key = a.chat_key
+    join chat_messages m on m.chat_key = a.chat_key and m.direction = 'outbound' and m.provider_timestamp >= a.since
+)
+update chat_messages m set compliance_flag = j.flag
+from judged j
+where m.id = j.id and m.compliance_flag is distinct from j.flag
+returning m.compliance_flag
 """

@@ -12,6 +12,7 @@ optional link of chats to an existing users table.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ class MessagesWriter:
         self._redact = redact_deleted
         self._link_users = sql.link_users(users_table) if users_table else None
         self._merge_args: tuple[Any, ...] = (list(STATUS_ORDER), sorted(MEDIA_TYPES), redact_deleted)
+        self._flagged: Counter[str] = Counter()
 
     async def write(self, conn: asyncpg.Connection, items: Sequence[Item[MessageEvent]]) -> None:
         await self.write_ops(conn, fold(items))
@@ -54,9 +56,26 @@ class MessagesWriter:
         deleted = ops.deleted_ids() if self._redact else []
         if deleted:
             await conn.execute(sql.REDACT_VERSIONS, deleted)
+        if ops.consents:
+            await conn.execute(sql.INSERT_CONSENT, *_columns(ops.consents.values(), sql.CONSENT_COLUMNS))
+        if ops.judge:
+            chats = sorted(ops.judge)
+            flags = await conn.fetch(sql.JUDGE_OUTBOUND, chats, [ops.judge[c] for c in chats])
+            self._flagged.update(r["compliance_flag"] for r in flags if r["compliance_flag"])
         await handoff.copy_text(conn, derived, redact_deleted=self._redact)
         if self._link_users and ops.chats:
             await conn.execute(self._link_users, list(ops.chats))
+
+
+    def take_flags(self) -> dict[str, int]:
+        """Outbound messages newly flagged since the last call, by reason: the store asks after
+        each commit (a batch rolled back and retried counts once)."""
+        flagged, self._flagged = dict(self._flagged), Counter()
+        return flagged
+
+    def discard_flags(self) -> None:
+        """The transaction that flagged them did not commit."""
+        self._flagged.clear()
 
 
 async def check_users_table(conn: asyncpg.Connection, users_table: str) -> None:

@@ -28,11 +28,12 @@ from tests.unit.projections.factory import Chat
 
 pytestmark = pytest.mark.integration
 
-TABLES = ("chats", "chat_messages", "chat_message_pending", "chat_message_versions")
+TABLES = ("chats", "chat_messages", "chat_message_pending", "chat_message_versions", "chat_consent_changes")
 CLOCKS = {"created_at", "updated_at", "first_seen_at"}
 ORDER = {
     "chats": 'chat_key collate "C"', "chat_messages": 'id collate "C"', "chat_message_pending": 'message_id collate "C"',
     "chat_message_versions": 'message_id collate "C", event_id collate "C"', "chat_media": 'id collate "C"',
+    "chat_consent_changes": 'event_id collate "C"',
     "message_embeddings": 'message_id collate "C", chunk_index',
     "message_embedding_sources": 'message_id collate "C", source', "message_embedding_deletions": 'message_id collate "C"',
 }  # fmt: skip

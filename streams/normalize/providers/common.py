@@ -215,9 +215,12 @@ class Source:
     def message(
         self, chat: Chat, author: Author, provider_message_id: str, occurred_at: datetime, content: Content,
         *, raw: Json, reply_to: str | None = None, forwarded: bool = False, origin: str | None = None,
+        template: str | None = None,
     ) -> MessageReceived | MessageSent:  # fmt: skip
         model = MessageSent if author.outbound else MessageReceived
-        extra = {"origin": origin} if origin else {}
+        extra: dict[str, Any] = {"origin": origin} if origin else {}
+        if template and author.outbound:
+            extra["template"] = template
         media = content.media
         if media is not None and media.filename is None and content.message_type == "document":
             media = media.model_copy(update={"filename": document_filename(provider_message_id, media.mime_type)})

@@ -58,5 +58,5 @@ def _sent(raw: Any, delivery: RawDelivery) -> MessageEvent:
     author = Author(outbound=True, sender_id=send.sender_id, sender_name=send.sender_name)
     return source.message(
         chat, author, send.provider_message_id, send.sent_at, content,
-        raw=raw, reply_to=send.reply_to_provider_message_id, origin=send.origin,
+        raw=raw, reply_to=send.reply_to_provider_message_id, origin=send.origin, template=send.template,
     )  # fmt: skip

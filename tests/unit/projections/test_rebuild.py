@@ -24,7 +24,8 @@ def tp(p: int) -> TopicPartition:
     return TopicPartition("wa.messages", p)
 
 
-MESSAGES = ("chat_messages", ("chats", "chat_messages", "chat_message_pending", "chat_message_versions"))
+MESSAGES = ("chat_messages", ("chats", "chat_messages", "chat_message_pending", "chat_message_versions",
+                             "chat_consent_changes"))
 MEDIA = ("chat_media", ("chat_media",))
 EMBEDDINGS = ("message_embeddings", ("message_embeddings", "message_embedding_sources", "message_embedding_deletions"))
 LETTERS = ("dead_letters", ("dead_letters",))
