@@ -336,12 +336,12 @@ async def measure_pages(url: str, base: str, m: Memory, requests: int) -> list[t
     providers = sorted({p for p, _ in CHANNELS})
     page("chats: by provider", [(f"/console/?provider={providers[i % len(providers)]}", False) for i in range(n)])
     page("chats: by channel", [(f"/console/?channel={q(CHANNELS[i % len(CHANNELS)][1])}", False) for i in range(n)])
-    page("conversation: latest, 100k chat", [(f"/console/chats/{q(big)}", False)] * n)
+    page("conversation: latest, big chat", [(f"/console/chats/{q(big)}", False)] * n)
     page("conversation: latest, random chats", [(f"/console/chats/{q(m.keys[rng.randrange(1, len(m.keys))])}", False)
                                                 for _ in range(n)])  # fmt: skip
-    page("conversation: deep page, 100k chat (htmx)", [(f"/console/chats/{q(big)}?before={c}", True) for c in deep])
-    page("conversation: at a message, 100k chat", [(f"/console/chats/{q(big)}?at={q(t)}", False) for t in targets])
-    page("search: words, 100k chat", [(f"/console/chats/{q(big)}/search?q={q(x)}", False) for x in
+    page("conversation: deep page, big chat (htmx)", [(f"/console/chats/{q(big)}?before={c}", True) for c in deep])
+    page("conversation: at a message, big chat", [(f"/console/chats/{q(big)}?at={q(t)}", False) for t in targets])
+    page("search: words, big chat", [(f"/console/chats/{q(big)}/search?q={q(x)}", False) for x in
                                       [rng.choice([f"order {rng.choice(orders)}", rng.choice(words),
                                                    f"{rng.choice(words)} {rng.choice(words)}"]) for _ in range(n)]])  # fmt: skip
     page("search: words, random chats", [(f"/console/chats/{q(m.keys[rng.randrange(1, len(m.keys))])}/search?q="
@@ -363,14 +363,14 @@ async def measure_pages(url: str, base: str, m: Memory, requests: int) -> list[t
         else:
             raise SystemExit("the pipeline page never read Kafka")
         for name, times, paths in pages:
-            if name.startswith("chats: next"):
-                path = "/console/"
-                for _ in range(n):
-                    _, body = await console.get(path)
+            if name.startswith("chats: next"):  # page after page by the "More chats" link
+                _, body = await console.get("/console/")
+                while len(times) < n:
                     more = re.search(r'class="more" href="([^"]+)"', body)
-                    assert more, "no next page"
-                    path = more.group(1).replace("&amp;", "&")
-                    took, body = await console.get(path)
+                    if more is None:  # the last page: from the first again
+                        _, body = await console.get("/console/")
+                        continue
+                    took, body = await console.get(more.group(1).replace("&amp;", "&"))
                     times.append(took)
                 continue
             for path, fragment in paths:
@@ -402,9 +402,9 @@ async def explain(url: str, m: Memory) -> None:
         (f"chats by phone digits ({phone[:3]}...)", *memory.browse_statement(text=phone, limit=51)),
         ("chats by channel", *memory.browse_statement(channel=CHANNELS[-1][1], limit=51)),
         ("the filters' provider/channel list", memory.PROVIDERS_SQL, []),
-        ("a deep page, 100k chat", memory.OLDER_SQL, [big, r["provider_timestamp"], r["id"], 51]),
-        ("the page at a message, 100k chat", memory.AT_SQL, [big, target, 51]),
-        ("recall by words in message texts, 100k chat ('refund')",
+        ("a deep page, big chat", memory.OLDER_SQL, [big, r["provider_timestamp"], r["id"], 51]),
+        ("the page at a message, big chat", memory.AT_SQL, [big, target, 51]),
+        ("recall by words in message texts, big chat ('refund')",
          "select * from match_session_texts($1, $2, 30, 2000)", [big, "refund"]),
     ]
     try:
