@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import embeddings, enrichment, messages
@@ -114,17 +115,27 @@ async def collect_usage(settings: Settings, days: int, *, now: datetime | None =
 
 async def _lags(settings: Settings, conn: asyncpg.Connection) -> list[PartitionLag]:
     ends = {topic: await end_offsets(settings, topic) for s in SERVICES for topic in s.inputs}
+    committed = {
+        service.name: await _postgres_committed(conn, service.projection) if service.projection
+        else await _kafka_committed(settings, service.group_in(settings))
+        for service in SERVICES if service.consumes
+    }  # fmt: skip
+    return assemble_lags(ends, committed)
+
+
+def assemble_lags(
+    ends: dict[str, dict[TopicPartition, int]], committed: dict[str, dict[tuple[str, int], int]],
+) -> list[PartitionLag]:  # fmt: skip
+    """Pure: every consuming service's lag by input partition, from each input topic's end
+    offsets and each service's committed offsets (by service name), in ``SERVICES`` order."""
     partitions: list[PartitionLag] = []
     for service in SERVICES:
         if not service.consumes:
             continue
-        committed = (
-            await _postgres_committed(conn, service.projection) if service.projection
-            else await _kafka_committed(settings, service.group_in(settings))
-        )
+        done = committed.get(service.name, {})
         for topic in service.inputs:
             for tp, end in sorted(ends[topic].items(), key=lambda item: item[0].partition):
-                partitions.append(PartitionLag(service.name, topic, tp.partition, committed.get((topic, tp.partition)), end))
+                partitions.append(PartitionLag(service.name, topic, tp.partition, done.get((topic, tp.partition)), end))
     return partitions
 
 

@@ -94,6 +94,8 @@ def create_app(
                     statement_cache_size=settings.statement_cache_size,
                 )  # fmt: skip
                 resources.push_async_callback(app.state.pool.close)
+            if pipeline is not None and hasattr(pipeline, "aclose"):  # its clients, kept open between views
+                resources.push_async_callback(pipeline.aclose)
             app.state.memory_config = MemoryConfig.from_settings(settings)
             store = None
             if settings.media_storage == "supabase":  # signs its own URLs; a local store's are signed here

@@ -104,22 +104,62 @@ async def list_chats(pool: asyncpg.Pool, query: ChatsQuery) -> ChatPage:
                     next_cursor=cursor.encode(page[-1]["updated_at"], page[-1]["chat_key"]) if more else None)
 
 
-# The console's chat list: by last message (else creation), newest first. $1 provider,
-# $2 channel, $3 a name fragment (ILIKE pattern) or phone digits, $4 the digits alone,
-# $5/$6 cursor (activity, chat_key), $7 rows.
+# The console's chat list: by last message (else creation), newest first, paged by a cursor in
+# that order (the index of migration 0012). Only the conditions asked are written into the
+# statement (one statement text per combination): a generic plan of "($n is null or ...)" could
+# not use an index for the one present. A name or phone fragment of three characters or more is
+# first narrowed by its three-character pieces (the GIN index of migration 0015), then checked.
+_ACTIVITY = "coalesce(c.last_message_at, c.created_at)"
+_SEARCH_PIECES = ("chat_search_pieces(coalesce(c.contact_name, '') || ' ' || coalesce(c.group_name, '') || ' ' "
+                  "|| coalesce(c.contact_phone, ''))")  # fmt: skip
 BROWSE_SQL = f"""
-select {_CHAT_COLUMNS}, coalesce(c.last_message_at, c.created_at) as activity from chats c
-where ($1::text is null or c.provider = $1) and ($2::text is null or c.channel_id = $2)
-  and ($3::text is null or c.contact_name ilike $3 or c.group_name ilike $3
-       or ($4::text is not null and c.contact_phone like $4 || '%'))
-  and ($5::timestamptz is null or (coalesce(c.last_message_at, c.created_at), c.chat_key) < ($5, $6::text))
-order by coalesce(c.last_message_at, c.created_at) desc, c.chat_key desc
-limit $7
+select {_CHAT_COLUMNS}, {_ACTIVITY} as activity from chats c
+where {{where}}
+order by {_ACTIVITY} desc, c.chat_key desc
+limit $1
 """
 
 
 def _like_fragment(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def browse_statement(
+    text: str | None = None, provider: str | None = None, channel: str | None = None, after: tuple | None = None,  # type: ignore[type-arg]
+    limit: int = 50,
+) -> tuple[str, list[Any]]:  # fmt: skip
+    """The chat list's statement and its arguments for these filters (see ``browse_chats``)."""
+    args: list[Any] = [limit]
+    conditions: list[str] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if provider:
+        conditions.append(f"c.provider = {arg(provider)}")
+    if channel:
+        conditions.append(f"c.channel_id = {arg(channel)}")
+    text = (text or "").strip() or None
+    if text:
+        digits = "".join(ch for ch in text if ch.isdigit())
+        pattern = arg(_like_fragment(text))
+        found = [f"c.contact_name ilike {pattern}", f"c.group_name ilike {pattern}"]
+        narrow = [f"{_SEARCH_PIECES} @> chat_search_pieces({arg(text)})"] if len(text) >= 3 else []
+        if digits:
+            prefix = arg(_like_fragment(digits)[1:])  # the digits at the start of the phone
+            found.append(f"c.contact_phone like {prefix}")
+            if len(digits) >= 3:
+                narrow.append(f"{_SEARCH_PIECES} @> chat_search_pieces({arg(digits)})")
+            else:
+                narrow = []
+        if narrow:
+            conditions.append("(" + " or ".join(narrow) + ")")
+        conditions.append("(" + " or ".join(found) + ")")
+    if after is not None:
+        at, key = after
+        conditions.append(f"({_ACTIVITY}, c.chat_key) < ({arg(at)}::timestamptz, {arg(key)}::text)")
+    return BROWSE_SQL.format(where=" and ".join(conditions) or "true"), args
 
 
 async def browse_chats(
@@ -129,20 +169,34 @@ async def browse_chats(
     """Chats by their last message, newest first (the web console's list): ``text`` matches the
     contact's or group's name (anywhere, any case) or the start of the contact's phone digits;
     ``after`` is the ``next_cursor`` of the previous page."""
-    at, key = cursor.decode(after, "after") if after else (None, None)
-    text = (text or "").strip() or None
-    digits = "".join(c for c in text if c.isdigit()) if text else ""
-    rows = await pool.fetch(BROWSE_SQL, provider or None, channel or None, _like_fragment(text) if text else None,
-                            digits or None, at, key, limit + 1)  # fmt: skip
+    position = cursor.decode(after, "after") if after else None
+    sql, args = browse_statement(text, provider or None, channel or None, position, limit + 1)
+    rows = await pool.fetch(sql, *args)
     page = rows[:limit]
     more = len(rows) > limit
     return ChatPage(chats=[ChatSummary(**_summary(r)) for r in page],
                     next_cursor=cursor.encode(page[-1]["activity"], page[-1]["chat_key"]) if more else None)
 
 
+# The (provider, channel) pairs chats are on, read as a skip scan of the chats' unique index
+# (provider, channel_id, chat_id): one index probe per pair, however many chats there are.
+PROVIDERS_SQL = """
+with recursive pairs as (
+    (select c.provider, c.channel_id from chats c order by c.provider, c.channel_id limit 1)
+    union all
+    select n.provider, n.channel_id from pairs p
+    cross join lateral (
+        select c.provider, c.channel_id from chats c where (c.provider, c.channel_id) > (p.provider, p.channel_id)
+        order by c.provider, c.channel_id limit 1
+    ) n
+)
+select provider, channel_id from pairs
+"""
+
+
 async def chat_providers(pool: asyncpg.Pool) -> list[tuple[str, str]]:
     """The (provider, channel) pairs chats are on, for the console's filters."""
-    rows = await pool.fetch("select distinct provider, channel_id from chats order by provider, channel_id")
+    rows = await pool.fetch(PROVIDERS_SQL)
     return [(r["provider"], r["channel_id"]) for r in rows]
 
 

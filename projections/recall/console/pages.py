@@ -9,8 +9,11 @@ given) answers and renders a Jinja2 template (autoescaped) with it.
 - ``GET /console/chats/{chat}/search?q=``: recall within the chat, hits linking to their message;
 - ``GET /console/pipeline``, ``POST /console/pipeline/retry``: lags and dead letters, retry one.
 
-Every page but the login needs the session; every POST form carries its CSRF token. Nothing
-of a query, a message or a key is logged.
+Every page but the login needs the session; every POST form carries its CSRF token. A client
+that failed 10 log-ins within a minute is answered 429 with Retry-After (``LoginLimiter``).
+Input the console cannot take (a parameter too long or not text, a cursor or key that does not
+decode) is answered with an HTML error page (400), not the memory API's JSON 422, which the
+API's own routes keep. Nothing of a query, a message or a key is logged.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -31,7 +36,10 @@ from contracts.settings import Settings
 from projections.recall import memory
 from projections.recall import request as checks
 from projections.recall.console.pipeline import Pipeline
-from projections.recall.console.session import LOGIN_COOKIE, PATH, SESSION_COOKIE, Session, Sessions, csrf_ok
+from projections.recall.console.session import (
+    LOGIN_COOKIE, PATH, SESSION_COOKIE, LoginLimiter, Session, Sessions, csrf_ok,
+)  # fmt: skip
+from projections.recall.cursor import InvalidCursor
 from projections.recall.search import UnknownChat, search
 
 log = logging.getLogger(__name__)
@@ -100,6 +108,7 @@ def clean(value: str | None) -> str | None:
 
 def install(app: FastAPI, settings: Settings, pipeline: Pipeline | None = None) -> None:
     sessions = Sessions(settings)
+    limiter = LoginLimiter()
     env = templates()
     if not sessions.enabled:
         log.warning("CONSOLE_API_KEY or CONSOLE_SESSION_KEY is not set: the web console is off")
@@ -142,11 +151,21 @@ def install(app: FastAPI, settings: Settings, pipeline: Pipeline | None = None) 
     async def login(request: Request) -> Response:
         if not sessions.enabled:
             raise Off()
+        client = request.client.host if request.client else "unknown"
+        wait = limiter.refusal(client)
+        if wait is not None:
+            log.warning("console login refused: too many failed log-ins from this client")
+            response = render(request, "error.html", 429, message="Too many failed log-ins from here. Try again in "
+                              f"{wait} seconds.")  # fmt: skip
+            response.headers["Retry-After"] = str(wait)
+            return response
         fields = await form(request)
         if not (sessions.login_ok(request.cookies.get(LOGIN_COOKIE), fields.get("csrf", ""))
                 and sessions.key_matches(fields.get("key", ""))):  # fmt: skip
+            limiter.failed(client)
             log.warning("console login refused")
             return RedirectResponse(f"{PATH}/login?failed=1", status_code=303)
+        limiter.succeeded(client)
         log.info("console login")
         _, cookie = sessions.new_session()
         response = RedirectResponse(f"{PATH}/", status_code=303)
@@ -234,6 +253,18 @@ def install(app: FastAPI, settings: Settings, pipeline: Pipeline | None = None) 
             return await previous(request, exc)  # the memory API's JSON 404
         return render(request, "error.html", 404, message="No chat has this key.")
 
+    invalid_handlers = {t: app.exception_handlers.get(t) for t in (RequestValidationError, checks.InvalidQuery,
+                                                                     InvalidCursor)}  # fmt: skip
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        if not request.url.path.startswith(f"{PATH}/"):  # the memory API's JSON 422, as it was
+            previous = next((h for t, h in invalid_handlers.items() if isinstance(exc, t) and h), None)
+            if previous is not None:
+                return await previous(request, exc)
+            return await request_validation_exception_handler(request, exc)  # type: ignore[arg-type]
+        return render(request, "error.html", 400, message="The console cannot read this address: a value in it is "
+                      "too long, not text, or out of date. Go back and try again.")  # fmt: skip
+
     async def off(request: Request, exc: Exception) -> Response:
         return render(request, "error.html", 503, message="The console is off: set CONSOLE_API_KEY and "
                       "CONSOLE_SESSION_KEY.")  # fmt: skip
@@ -243,6 +274,8 @@ def install(app: FastAPI, settings: Settings, pipeline: Pipeline | None = None) 
     app.add_exception_handler(LoginNeeded, login_needed)
     app.add_exception_handler(Off, off)
     app.add_exception_handler(UnknownChat, not_found)
+    for exc_type in invalid_handlers:
+        app.add_exception_handler(exc_type, invalid)
 
 
 def _chat(value: str) -> str:

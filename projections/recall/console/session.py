@@ -3,12 +3,20 @@ opens a session held in a signed cookie (itsdangerous, CONSOLE_SESSION_KEY), Htt
 SameSite=Strict, that expires after CONSOLE_SESSION_SECONDS. The session carries a random
 CSRF token every POST form repeats (``csrf_ok``); the login form has one of its own, kept in
 a short-lived signed cookie of its own. Keys and tokens are never logged.
+
+``LoginLimiter``: a client (its address) that failed ``LOGIN_FAILURES`` log-ins within
+``LOGIN_WINDOW_SECONDS`` is refused (429, Retry-After) until the oldest of them is a window
+old; in memory, per process.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -19,6 +27,9 @@ SESSION_COOKIE = "mm_console"
 LOGIN_COOKIE = "mm_console_login"
 LOGIN_SECONDS = 600
 PATH = "/console"
+LOGIN_FAILURES = 10
+LOGIN_WINDOW_SECONDS = 60.0
+LOGIN_CLIENTS = 10_000  # clients remembered at most; the longest unseen are forgotten first
 
 
 @dataclass(frozen=True)
@@ -72,3 +83,46 @@ class Sessions:
 
 def csrf_ok(session: Session, given: str) -> bool:
     return hmac.compare_digest(session.csrf.encode(), given.encode())
+
+
+class LoginLimiter:
+    """Failed log-ins by client, over a sliding window: ``refusal`` says how many seconds a
+    client must wait (None: it may try). A successful log-in forgets the client's failures.
+    At most ``clients`` clients are remembered (a flood of addresses cannot grow it unbounded)."""
+
+    def __init__(self, failures: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW_SECONDS,
+                 clients: int = LOGIN_CLIENTS, clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.failures, self.window, self.clients, self.clock = failures, window, clients, clock
+        self._failed: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str) -> deque[float] | None:
+        times = self._failed.get(client)
+        if times is None:
+            return None
+        cutoff = self.clock() - self.window
+        while times and times[0] <= cutoff:
+            times.popleft()
+        if not times:
+            del self._failed[client]
+            return None
+        return times
+
+    def refusal(self, client: str) -> int | None:
+        """Seconds until ``client`` may try again, or None when it may now."""
+        times = self._recent(client)
+        if times is None or len(times) < self.failures:
+            return None
+        return max(1, math.ceil(times[-self.failures] + self.window - self.clock()))
+
+    def failed(self, client: str) -> None:
+        times = self._recent(client)
+        if times is None:
+            times = self._failed[client] = deque(maxlen=self.failures)
+            while len(self._failed) > self.clients:
+                del self._failed[next(iter(self._failed))]
+        else:
+            self._failed[client] = self._failed.pop(client)  # the most recently seen last
+        times.append(self.clock())
+
+    def succeeded(self, client: str) -> None:
+        self._failed.pop(client, None)

@@ -8,7 +8,7 @@ from pydantic import SecretStr
 
 from contracts.settings import Settings
 from projections.recall.console.pages import highlight, ticks
-from projections.recall.console.session import Sessions, csrf_ok
+from projections.recall.console.session import LoginLimiter, Sessions, csrf_ok
 
 KEY = "operator-key-0123456789abcdef0123456789"
 SIGNING = "session-signing-key-0123456789abcdef0123"
@@ -56,3 +56,23 @@ def test_highlight_escapes_the_text_and_marks_the_query_words() -> None:
     assert marked == "&lt;b&gt;<mark>order</mark>&lt;/b&gt; <mark>4271</mark> &amp; <mark>ORDER</mark>"
     assert str(highlight("<i>x</i>", "")) == "&lt;i&gt;x&lt;/i&gt;"
     assert (ticks("read"), ticks("failed"), ticks(None)) == ("✓✓", "✗", "🕓")
+
+
+def test_the_login_limiter_refuses_a_client_after_its_failures_until_the_window_passes() -> None:
+    now = [1000.0]
+    limiter = LoginLimiter(failures=3, window=60, clients=2, clock=lambda: now[0])
+    for _ in range(3):
+        assert limiter.refusal("a") is None
+        limiter.failed("a")
+        now[0] += 10
+    assert limiter.refusal("a") == 30  # the first failure (at 1000) leaves the window at 1060; now 1030
+    assert limiter.refusal("b") is None  # another client is not held back
+    now[0] = 1060.5
+    assert limiter.refusal("a") is None  # one failure left the window: it may try again
+    limiter.failed("a")
+    assert limiter.refusal("a") == 10  # three within the window again (1010, 1020, 1060.5)
+    limiter.succeeded("a")
+    assert limiter.refusal("a") is None
+    for client in ("a", "b", "c"):  # at most two clients remembered: the longest unseen is forgotten
+        limiter.failed(client)
+    assert set(limiter._failed) == {"b", "c"}
