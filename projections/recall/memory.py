@@ -57,7 +57,7 @@ class MemoryConfig:
 
 _CHAT_COLUMNS = """c.chat_key, c.provider, c.channel_id, c.chat_id, c.contact_phone, c.contact_name, c.is_group,
 c.group_name, c.consent_state, c.consent_changed_at, c.last_message_at, c.last_inbound_at, c.last_outbound_at,
-c.updated_at, c.created_at, c.user_id"""
+c.updated_at, c.created_at, c.user_id, c.service_window_closes_at"""
 
 # $1 provider, $2 channel, $3 phone digits, $4 updated since, $5/$6 cursor (updated_at, chat_key), $7 rows.
 CHATS_SQL = f"""
@@ -89,7 +89,7 @@ def _summary(r: asyncpg.Record) -> dict[str, Any]:
         "contact_phone": r["contact_phone"], "contact_name": r["contact_name"], "is_group": r["is_group"],
         "group_name": r["group_name"], "consent_state": r["consent_state"], "last_message_at": r["last_message_at"],
         "last_inbound_at": r["last_inbound_at"], "last_outbound_at": r["last_outbound_at"],
-        "updated_at": r["updated_at"],
+        "updated_at": r["updated_at"], "service_window_closes_at": r["service_window_closes_at"],
     }  # fmt: skip
 
 
@@ -228,7 +228,7 @@ async def chat_detail(pool: asyncpg.Pool, chat: str, *, now: datetime | None = N
 _MESSAGE_COLUMNS = """m.id, m.provider_message_id, m.direction, m.origin, m.message_type, m.sender_id, m.sender_name,
 m.provider_timestamp, m.received_at, m.body, m.caption, m.caption_generated, m.transcript, m.extracted_text,
 m.reply_to_provider_message_id, m.forwarded, m.status, m.status_at, m.status_error, m.edited_at, m.deleted_at,
-m.reactions"""
+m.reactions, m.template, m.compliance_flag"""
 
 # $1 chat, $2/$3 cursor (provider_timestamp, id) or nulls, $4 rows.
 OLDER_SQL = f"""
@@ -350,7 +350,8 @@ def _message(r: asyncpg.Record, media: list[MediaObject]) -> Message:
         transcript=r["transcript"], extracted_text=r["extracted_text"],
         reply_to_provider_message_id=r["reply_to_provider_message_id"], forwarded=r["forwarded"], status=r["status"],
         status_at=r["status_at"], status_error=r["status_error"], edited_at=r["edited_at"], deleted_at=r["deleted_at"],
-        reactions=_reactions(r["reactions"]), media=media,
+        reactions=_reactions(r["reactions"]), media=media, template=r["template"],
+        compliance_flag=r["compliance_flag"],
     )  # fmt: skip
 
 

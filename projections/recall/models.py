@@ -34,7 +34,7 @@ CHAT_EXAMPLE: dict[str, Any] = {
     "chat_id": "15550001234", "contact_phone": "15550001234", "contact_name": "Dana Silva", "is_group": False,
     "group_name": None, "consent_state": "unknown", "last_message_at": "2026-11-20T09:25:00+00:00",
     "last_inbound_at": "2026-11-20T09:25:00+00:00", "last_outbound_at": "2026-11-20T09:16:00+00:00",
-    "updated_at": "2026-11-20T09:25:02+00:00",
+    "updated_at": "2026-11-20T09:25:02+00:00", "service_window_closes_at": "2026-11-21T09:25:00+00:00",
 }  # fmt: skip
 
 
@@ -56,6 +56,8 @@ class ChatSummary(BaseModel):
     last_inbound_at: datetime | None
     last_outbound_at: datetime | None
     updated_at: datetime
+    service_window_closes_at: datetime | None = Field(
+        None, description="when the 24-hour customer service window the contact's last message opened closes")
 
 
 class ChatPage(BaseModel):
@@ -147,7 +149,7 @@ MESSAGE_EXAMPLE: dict[str, Any] = {
     "body": "Hi, is order 4271 still arriving on Thursday?", "caption": None, "caption_generated": False,
     "transcript": None, "extracted_text": None, "reply_to_provider_message_id": None, "forwarded": False,
     "status": None, "status_at": None, "status_error": None, "edited_at": None, "deleted_at": None,
-    "reactions": [], "media": [],
+    "reactions": [], "media": [], "template": None, "compliance_flag": None,
 }  # fmt: skip
 
 
@@ -181,6 +183,11 @@ class Message(BaseModel):
     deleted_at: datetime | None
     reactions: list[Reaction]
     media: list[MediaObject]
+    template: str | None = Field(None, description="the approved template an outbound send used, when its sender said")
+    compliance_flag: Literal["opted_out", "outside_window"] | None = Field(
+        None, description="an outbound message sent while the chat was opted out, or outside the 24-hour customer "
+        "service window without a template",
+    )
 
 
 class MessagePage(BaseModel):

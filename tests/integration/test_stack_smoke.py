@@ -59,12 +59,13 @@ async def test_topics_are_declared_once_and_created_idempotently(settings: Setti
     admin = AIOKafkaAdminClient(**connection_config(settings))
     await admin.start()
     try:
-        described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, RAW.name)])
+        described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, settings.topic(RAW.name))])
     finally:
         await admin.close()
     configs = {entry[0]: entry[1] for entry in described[0].resources[0][4]}
     assert int(configs["max.message.bytes"]) == RAW_MAX_MESSAGE_BYTES
-    assert configs["retention.ms"] == "-1"
+    assert configs["retention.ms"] == str(settings.retention_ms(RAW))  # RAW_RETENTION_DAYS (30 by default)
+    assert settings.retention_ms(RAW) == 30 * 24 * 3600 * 1000
 
 
 async def test_vector_roundtrip_and_match_function(db: asyncpg.Connection) -> None:
