@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Literal
 
 DEFAULT_OPT_OUT_KEYWORDS: tuple[str, ...] = ("STOP", "UNSUBSCRIBE")
@@ -24,12 +25,23 @@ def canonical(text: str) -> str:
     return " ".join(folded.split()).strip(".!").strip()
 
 
+@lru_cache(maxsize=64)
+def _by_canonical(keywords: tuple[str, ...]) -> dict[str, str]:
+    """Canonical form -> the keyword as configured (the first one listed wins)."""
+    found: dict[str, str] = {}
+    for kw in keywords:
+        said = canonical(kw)
+        if said:
+            found.setdefault(said, kw)
+    return found
+
+
 def matching_keyword(text: str | None, keywords: Iterable[str]) -> str | None:
     """The keyword ``text`` consists of (as configured), or None."""
     if not text:
         return None
     said = canonical(text)
-    return next((kw for kw in keywords if said and canonical(kw) == said), None)
+    return _by_canonical(tuple(keywords)).get(said) if said else None
 
 
 def detect(
@@ -37,10 +49,16 @@ def detect(
     opt_out_keywords: Iterable[str] = DEFAULT_OPT_OUT_KEYWORDS,
     opt_in_keywords: Iterable[str] = DEFAULT_OPT_IN_KEYWORDS,
 ) -> tuple[ConsentState, str] | None:
-    """The new state and the keyword that set it. Opt-out wins if a keyword is in both lists."""
-    if keyword := matching_keyword(text, opt_out_keywords):
+    """The new state and the keyword that set it. Opt-out wins if a keyword is in both lists.
+    The text is folded once and looked up (every inbound text of the log passes here)."""
+    if not text:
+        return None
+    said = canonical(text)
+    if not said:
+        return None
+    if keyword := _by_canonical(tuple(opt_out_keywords)).get(said):
         return "opted_out", keyword
-    if keyword := matching_keyword(text, opt_in_keywords):
+    if keyword := _by_canonical(tuple(opt_in_keywords)).get(said):
         return "opted_in", keyword
     return None
 
