@@ -6,9 +6,9 @@ dead letter must carry the input exactly as read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 from aiokafka import TopicPartition
 
@@ -37,4 +37,17 @@ def next_offsets(coordinates: Iterable[tuple[str, int, int]]) -> dict[TopicParti
         tp = TopicPartition(topic, partition)
         if offset + 1 > out.get(tp, -1):
             out[tp] = offset + 1
+    return out
+
+
+def screened(items: Sequence[Item[E]], screen: Callable[[Any], Any]) -> list[Item[E]]:
+    """``items`` as the erasure ledger lets a projection apply them (``Ledger.screen``): those
+    it hides left out, those whose derived text a retention cut-off cleared with it stripped."""
+    out: list[Item[E]] = []
+    for item in items:
+        event = screen(item.event)
+        if event is item.event:
+            out.append(item)
+        elif event is not None:
+            out.append(replace(item, event=event))
     return out

@@ -23,7 +23,7 @@ from aiokafka import TopicPartition
 from projections.batch import Applied
 from projections.errors import OffsetsBehind
 from runtime.erasure_ledger import guarded_read
-from projections.items import Item
+from projections.items import Item, screened
 
 E = TypeVar("E")
 
@@ -51,7 +51,8 @@ class PostgresProjectionStore(Generic[E]):
         self._pool = pool
         self._projection = projection
         self._writer = writer
-        # Every projection leaves what the erasure ledger hides alone, but the one writing the ledger.
+        # Every projection leaves what the erasure ledger hides alone (and strips the derived text a
+        # retention cut-off cleared), but the one writing the ledger.
         self._hides_erased = getattr(writer, "hides_erased", True)
 
     async def load_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
@@ -80,7 +81,7 @@ class PostgresProjectionStore(Generic[E]):
             fresh = [i for i in items if i.offset >= stored.get(i.tp, 0)] if stored else list(items)
             if fresh and self._hides_erased:
                 ledger = await guarded_read(conn)
-                fresh = [i for i in fresh if not ledger.hides_event(i.event)]
+                fresh = screened(fresh, ledger.screen) if ledger.active else fresh
             if fresh:
                 await self._writer.write(conn, fresh)
             for topic, parts in _by_topic(offsets).items():

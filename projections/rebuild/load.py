@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import asyncpg
@@ -158,10 +158,13 @@ class ShadowLoader:
                 if r.value is None:
                     raise ValueError("record without a value")
                 item = Item(decode(r.value), r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers))
-                if self._ledger is not None and self._ledger.hides_event(item.event):
-                    self.stats.erased += 1  # the erasure ledger hides it, as the live projector does
-                else:
+                event = self._ledger.screen(item.event) if self._ledger is not None else item.event
+                if event is None:
+                    self.stats.erased += 1  # the erasure ledger (or a retention cut-off) hides it, as live
+                elif event is item.event:
                     items.append(item)
+                else:  # a retention cut-off cleared its derived text: stripped, as the live projector does
+                    items.append(replace(item, event=event))
             except Exception:  # noqa: BLE001 - EventDecodeError or an upcaster's bug: poison either way, as live
                 self.stats.skip((r.topic, r.partition, r.offset), "undecodable")
             if n % YIELD_EVERY == YIELD_EVERY - 1:
