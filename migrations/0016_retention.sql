@@ -16,3 +16,11 @@ alter table retention_cutoffs enable row level security;
 
 -- The sweep finds what is past a policy by the message's receipt time.
 create index chat_messages_received_idx on chat_messages (received_at);
+
+-- Where derived text is still held: the sweep of TRANSCRIPT_RETENTION_DAYS starts from these
+-- rows (streams.retention.sweep). Partial, so they hold only the texts not cleared yet.
+create index chat_messages_derived_text_idx on chat_messages (id)
+    where transcript is not null or extracted_text is not null or caption_generated;
+create index chat_media_derived_text_idx on chat_media (message_id)
+    where transcript is not null or caption is not null or extracted_text is not null;
+create index message_embeddings_derived_idx on message_embeddings (message_id) where source <> 'text';

@@ -22,7 +22,7 @@ from aiokafka import TopicPartition
 
 from projections.batch import Applied
 from projections.errors import OffsetsBehind
-from runtime.erasure_ledger import guarded_read
+from runtime.erasure_ledger import chats_of, guarded_read
 from projections.items import Item, screened
 
 E = TypeVar("E")
@@ -80,7 +80,7 @@ class PostgresProjectionStore(Generic[E]):
                 raise OffsetsBehind(behind)
             fresh = [i for i in items if i.offset >= stored.get(i.tp, 0)] if stored else list(items)
             if fresh and self._hides_erased:
-                ledger = await guarded_read(conn)
+                ledger = await guarded_read(conn, chats_of(i.event for i in fresh))
                 fresh = screened(fresh, ledger.screen) if ledger.active else fresh
             if fresh:
                 await self._writer.write(conn, fresh)

@@ -13,11 +13,12 @@ committed meanwhile. Stage workers read it once per batch, one-off tools before 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from types import TracebackType
 
 import asyncpg
 
-from contracts.erasure import Ledger
+from contracts.erasure import Ledger, chat_hash
 from contracts.errors import describe_error
 from contracts.settings import Settings
 from runtime.errors import StoreUnavailable
@@ -32,23 +33,45 @@ _MARK = "select count(*), max(completed_at) from erasures"
 _CUTOFFS_MARK = "select count(*), max(updated_at) from retention_cutoffs"
 
 
-async def read_ledger(conn: asyncpg.Connection) -> Ledger:
-    """The ledger as committed now, with the retention cut-offs (``contracts.retention``);
-    empty on a database without migration 0013, without cut-offs before 0016 (asked first,
-    not caught: an error would abort the caller's transaction)."""
+async def read_ledger(conn: asyncpg.Connection, chats: Iterable[str] | None = None) -> Ledger:
+    """The ledger as committed now, with the retention cut-offs (``contracts.retention``): all
+    of them, or those of ``chats`` only (a projector's batch: there is a cut-off per chat, the
+    erasures are few). Empty on a database without migration 0013, without cut-offs before
+    0016 (asked first, not caught: an error would abort the caller's transaction)."""
     erasures, cutoffs = await conn.fetchrow(_TABLES)
     if not erasures:
         return Ledger()
     rows = await conn.fetch(_READ)
-    cuts = await conn.fetch(_CUTOFFS) if cutoffs else []
+    if not cutoffs:
+        cuts = []
+    elif chats is None:
+        cuts = await conn.fetch(_CUTOFFS)
+    else:
+        hashes = sorted({chat_hash(c) for c in chats if c.count(":") >= 2})
+        cuts = await conn.fetch(_CUTOFFS + " where chat_hash = any($1::text[])", hashes) if hashes else []
     return Ledger.of(((r["subject_hash"], r["chat_hashes"], r["requested_at"]) for r in rows),
                      ((c["chat_hash"], c["messages_before"], c["texts_before"]) for c in cuts))  # fmt: skip
 
 
-async def guarded_read(conn: asyncpg.Connection) -> Ledger:
-    """For a projector's batch transaction: the shared lock, then the ledger."""
+async def guarded_read(conn: asyncpg.Connection, chats: Iterable[str] | None = None) -> Ledger:
+    """For a projector's batch transaction: the shared lock, then the ledger (with the cut-offs
+    of ``chats``, the chats the batch is about: ``chats_of``)."""
     await conn.execute("select pg_advisory_xact_lock_shared($1)", LEDGER_LOCK)
-    return await read_ledger(conn)
+    return await read_ledger(conn, chats)
+
+
+def chats_of(events: Iterable[object]) -> set[str]:
+    """Every chat key the ledger may be asked about for ``events``: an envelope's ``chat_key``,
+    a dead letter's input ``key``."""
+    out: set[str] = set()
+    for event in events:
+        chat = getattr(event, "chat_key", None)
+        if isinstance(chat, str):
+            out.add(chat)
+        key = getattr(event, "key", None)
+        if isinstance(key, bytes):
+            out.add(key.decode("utf-8", "replace"))
+    return out
 
 
 class LedgerCache:

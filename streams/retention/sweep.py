@@ -23,36 +23,33 @@ from datetime import UTC, datetime
 import asyncpg
 
 from contracts import retention
-from contracts.erasure import DERIVED_SOURCES
 from contracts.retention import MessagesExpired, TextsCleared
 from contracts.settings import Settings
 from streams.common.outputs import KafkaOutputs, OutputWriter
 from streams.common.records import Output
 from streams.retention.logic import ChatPast, cutoff, events, goes_at
 
-_SOURCES = sorted(DERIVED_SOURCES)
-
 _PAST_MESSAGES = """
 select chat_key, count(*) as messages, min(received_at) as oldest
 from chat_messages where received_at < $1 group by chat_key
 """
-# A message "has derived text" when any table still holds some of it.
-_HAS_TEXT = """
-(m.transcript is not null or m.extracted_text is not null or m.caption_generated
- or exists (select 1 from chat_media c where c.message_id = m.id
-            and (c.transcript is not null or c.caption is not null or c.extracted_text is not null))
- or exists (select 1 from message_embeddings e where e.message_id = m.id and e.source = any($2::text[])))
+# Messages whose derived text some table still holds, found from the rows holding it (small
+# partial indexes of migration 0016: a cleared text leaves them), not by walking every old message.
+_WITH_TEXT = """
+select id as message_id from chat_messages where transcript is not null or extracted_text is not null or caption_generated
+union select message_id from chat_media where transcript is not null or caption is not null or extracted_text is not null
+union select message_id from message_embeddings where source <> 'text'
 """
 # Messages the messages policy removes anyway are left to it.
 _PAST_TEXTS = f"""
 select m.chat_key, count(*) as messages, min(m.received_at) as oldest
-from chat_messages m
-where m.received_at < $1 and ($3::timestamptz is null or m.received_at >= $3) and {_HAS_TEXT}
+from ({_WITH_TEXT}) x join chat_messages m on m.id = x.message_id
+where m.received_at < $1 and ($2::timestamptz is null or m.received_at >= $2)
 group by m.chat_key
 """
 _OLDEST_TEXT = f"""
-select min(m.received_at) from chat_messages m where ($3::timestamptz is null or m.received_at >= $3)
-  and m.received_at < $1 and {_HAS_TEXT}
+select min(m.received_at) from ({_WITH_TEXT}) x join chat_messages m on m.id = x.message_id
+where $1::timestamptz is null or m.received_at >= $1
 """
 _MESSAGE_FILES = """
 select count(distinct c.path) from chat_media c join chat_messages m on m.id = c.message_id
@@ -80,7 +77,7 @@ async def plan(conn: asyncpg.Connection, settings: Settings, now: datetime) -> l
         out += events("messages", (ChatPast(**dict(r)) for r in rows), before=messages_before, now=now,
                       days=settings.message_retention_days or 0)  # fmt: skip
     if texts_before is not None:
-        rows = await conn.fetch(_PAST_TEXTS, texts_before, _SOURCES, messages_before)
+        rows = await conn.fetch(_PAST_TEXTS, texts_before, messages_before)
         out += events("texts", (ChatPast(**dict(r)) for r in rows), before=texts_before, now=now,
                       days=settings.transcript_retention_days)  # fmt: skip
     return out
@@ -163,9 +160,8 @@ async def preview(conn: asyncpg.Connection, settings: Settings, now: datetime | 
     if texts_before is None:
         out.append(PolicyPreview("TRANSCRIPT_RETENTION_DAYS", None))
     else:
-        due = sum(r["messages"] for r in await conn.fetch(_PAST_TEXTS, texts_before, _SOURCES, messages_before))
-        # the oldest text still held, whether past the cut-off or not (infinity: any)
-        oldest = await conn.fetchval(_OLDEST_TEXT, datetime.max.replace(tzinfo=UTC), _SOURCES, messages_before)
+        due = sum(r["messages"] for r in await conn.fetch(_PAST_TEXTS, texts_before, messages_before))
+        oldest = await conn.fetchval(_OLDEST_TEXT, messages_before)  # the oldest text held, past or not
         out.append(PolicyPreview("TRANSCRIPT_RETENTION_DAYS", text_days, due, 0, goes_at(oldest, text_days)))
     media_days = settings.media_retention_days or None
     if media_days is None:

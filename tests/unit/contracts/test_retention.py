@@ -4,6 +4,7 @@ that a projection of the stripped results is exactly the row the projector's cle
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 
@@ -163,3 +164,20 @@ def test_an_object_goes_only_when_no_kept_stored_row_uses_it() -> None:
 def test_items_are_frozen_dataclasses_replace_keeps_everything_but_the_event() -> None:
     item = Item("e", "t", 1, 2, b"k", b"v", (("h", b"x"),))
     assert replace(item, event="f") == Item("f", "t", 1, 2, b"k", b"v", (("h", b"x"),))
+
+
+def test_a_projector_reads_the_cut_offs_of_its_batch_s_chats_and_dead_letters_keys() -> None:
+    from contracts.deadletter import DeadLettered
+    from runtime.erasure_ledger import chats_of
+
+    letter = DeadLettered.model_construct(key_b64=base64.b64encode(b"whapi:CH:15550001111").decode())
+    assert chats_of([CHAT.received("m1"), letter, object()]) == {CHAT.key, "whapi:CH:15550001111"}
+
+
+def test_the_sweep_writes_to_wa_retention_keyed_by_chat_with_its_type() -> None:
+    from streams.retention.sweep import output
+
+    event = retention.new_event("texts", CHAT.key, before=at(0), swept_at=NOW, days=30, messages=1)
+    out = output(event)
+    assert (out.topic, out.key, out.headers) == ("wa.retention", CHAT.key.encode(), (("mm-type", b"texts_cleared"),))
+    assert retention.decode(out.value) == event
