@@ -1,6 +1,6 @@
 """wa.retention: the retention policies, applied through events.
 
-The retention sweep (``streams.retention.sweep``: `msgmem retention sweep` and the media
+The retention sweep (``streams.media.retention_sweep``: `msgmem retention sweep` and the media
 worker's timer) reads the tables, and for every chat with something past a policy appends
 one event here; the erasures projector (``projections.retention``) applies it to every table
 in one transaction and records the chat's cut-off in ``retention_cutoffs``. Nothing else

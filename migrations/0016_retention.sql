@@ -18,7 +18,7 @@ alter table retention_cutoffs enable row level security;
 create index chat_messages_received_idx on chat_messages (received_at);
 
 -- Where derived text is still held: the sweep of TRANSCRIPT_RETENTION_DAYS starts from these
--- rows (streams.retention.sweep). Partial, so they hold only the texts not cleared yet.
+-- rows (streams.media.retention_sweep). Partial, so they hold only the texts not cleared yet.
 create index chat_messages_derived_text_idx on chat_messages (id)
     where transcript is not null or extracted_text is not null or caption_generated;
 create index chat_media_derived_text_idx on chat_media (message_id)

@@ -206,7 +206,7 @@ def _args_retention(parser: argparse.ArgumentParser) -> None:
 def _cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
     import asyncpg
 
-    from streams.retention.sweep import preview, sweep_once
+    from streams.media.retention_sweep import preview, sweep_once
 
     if args.action == "sweep":
         print(asyncio.run(sweep_once(settings)))

@@ -1,6 +1,6 @@
 """`msgmem status`: where every stage is in its input, how deep the dead-letter topic is,
 how fresh each table is, what each retention policy's next sweep removes
-(``streams.retention.sweep.preview``), and what the AI calls of the last ``--days`` cost (read from the
+(``streams.media.retention_sweep.preview``), and what the AI calls of the last ``--days`` cost (read from the
 usage on the enrichment and embeddings events, folded by msgmem/usage.py). Read-only;
 safe against production."""
 
@@ -20,7 +20,7 @@ from runtime.kafka import connection_config, end_offsets, read_since_time
 from msgmem.services import SERVICES
 from msgmem.usage import MESSAGE_TYPES, UsageReport, fold
 from msgmem.usage import render as render_usage
-from streams.retention.sweep import PolicyPreview, preview
+from streams.media.retention_sweep import PolicyPreview, preview
 
 TABLE_CLOCKS = {
     "chats": "updated_at",

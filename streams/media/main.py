@@ -8,7 +8,7 @@ setting downloads need. Downloads run
 MEDIA_CONCURRENCY at a time with MEDIA_MAX_ATTEMPTS attempts (1 s to 8 s backoff) before
 wa.deadletter. Every MEDIA_SWEEP_INTERVAL_SECONDS the worker also runs the retention sweep
 (``streams.media.sweep``: deletes expired objects, appends MediaExpired to wa.media) and the
-sweep of MESSAGE_RETENTION_DAYS and TRANSCRIPT_RETENTION_DAYS (``streams.retention.sweep``:
+sweep of MESSAGE_RETENTION_DAYS and TRANSCRIPT_RETENTION_DAYS (``streams.media.retention_sweep``:
 appends MessagesExpired / TextsCleared to wa.retention). Logs
 ``[^Worker]: Ready`` once consuming.
 """
@@ -27,7 +27,7 @@ from contracts.settings import Settings
 from streams.common.runner import RetryPolicy, StageParts
 from streams.common.stage import Stage
 from streams.media.sweep import sweep_once
-from streams.retention.sweep import sweep_once as retention_sweep_once
+from streams.media.retention_sweep import sweep_once as retention_sweep_once
 from streams.media.agent import MediaHandler, MediaMetrics
 from streams.media.pinning import pinned_client
 from streams.media.providers import Fetcher
@@ -81,7 +81,7 @@ def sweep_timer(app: faust.App, settings: Settings) -> None:
                 log.info("retention sweep: %s", report)
         except Exception:  # noqa: BLE001 - a failed sweep is retried at the next interval
             log.exception("retention sweep failed")
-        try:  # MESSAGE_RETENTION_DAYS and TRANSCRIPT_RETENTION_DAYS (streams.retention.sweep)
+        try:  # MESSAGE_RETENTION_DAYS and TRANSCRIPT_RETENTION_DAYS (streams.media.retention_sweep)
             policies = await retention_sweep_once(settings)
             if policies.chats_expired or policies.chats_cleared:
                 log.info("retention policies sweep: %s", policies)

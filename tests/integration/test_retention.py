@@ -31,7 +31,7 @@ from projections.erasures.main import PROJECTOR as ERASURES_PROJECTOR
 from projections.rebuild.run import rebuild
 from runtime.kafka import make_producer
 from streams.common.outputs import KafkaOutputs
-from streams.retention.sweep import preview, sweep
+from streams.media.retention_sweep import preview, sweep
 from tests.integration.test_media_projection import both_caught_up, media_message, media_projection, publish
 from tests.integration.test_projector import FAST, channel, produce, projector
 from tests.integration.test_rebuild import table_rows

@@ -19,7 +19,7 @@ from projections.erasures.main import decode as privacy_decode
 from projections.items import Item, screened
 from projections.media.logic import fold
 from projections.retention.logic import doomed_objects, doomed_results
-from streams.retention.logic import ChatPast, cutoff, events, goes_at
+from streams.media.retention import ChatPast, cutoff, events, goes_at
 from tests.unit.embed.test_projection_logic import replaced
 from tests.unit.projections.factory import Chat, at
 from tests.unit.projections.test_media_rows import Media, items
@@ -175,7 +175,7 @@ def test_a_projector_reads_the_cut_offs_of_its_batch_s_chats_and_dead_letters_ke
 
 
 def test_the_sweep_writes_to_wa_retention_keyed_by_chat_with_its_type() -> None:
-    from streams.retention.sweep import output
+    from streams.media.retention_sweep import output
 
     event = retention.new_event("texts", CHAT.key, before=at(0), swept_at=NOW, days=30, messages=1)
     out = output(event)

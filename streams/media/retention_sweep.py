@@ -27,7 +27,7 @@ from contracts.retention import MessagesExpired, TextsCleared
 from contracts.settings import Settings
 from streams.common.outputs import KafkaOutputs, OutputWriter
 from streams.common.records import Output
-from streams.retention.logic import ChatPast, cutoff, events, goes_at
+from streams.media.retention import ChatPast, cutoff, events, goes_at
 
 _PAST_MESSAGES = """
 select chat_key, count(*) as messages, min(received_at) as oldest
