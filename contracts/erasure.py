@@ -177,12 +177,12 @@ class Ledger:
             return erased if expired is None else expired
         return max(erased, expired)
 
-    def hides(self, chat_key: str | None, at: datetime | None) -> bool:
-        """Whether something about ``chat_key`` received at ``at`` was erased or expired (no
-        time: if erased, yes; a retention cut-off alone hides only what it can date)."""
+    def hides(self, chat_key: str | None, at: datetime | None, *, expiry: bool = True) -> bool:
+        """Whether something about ``chat_key`` received at ``at`` was erased or (``expiry``)
+        expired (no time: if erased, yes; a retention cut-off alone hides only what it can date)."""
         if not chat_key:
             return False
-        before = self.hidden_before(chat_key)
+        before = self.hidden_before(chat_key) if expiry else self.erased_at(chat_key)
         if before is None:
             return False
         if at is None:
@@ -206,14 +206,21 @@ class Ledger:
         sweeps that know it; the sweep's own time in older events) and the ``stored_at`` of the
         copy it ends, which never precedes its message: so the expiry of an expired message's
         file does not bring its row back."""
+        return self._hides_event(event, expiry=True)
+
+    def erases_event(self, event: object) -> bool:
+        """``hides_event`` by the erasures alone, retention cut-offs aside."""
+        return self._hides_event(event, expiry=False)
+
+    def _hides_event(self, event: object, *, expiry: bool) -> bool:
         if isinstance(event, DeadLettered):
             key = event.key
-            return self.hides(key.decode("utf-8", "replace") if key else None, event.failed_at)
+            return self.hides(key.decode("utf-8", "replace") if key else None, event.failed_at, expiry=expiry)
         chat, at = getattr(event, "chat_key", None), getattr(event, "received_at", None)
         if getattr(event, "type", None) == "media_expired" and isinstance(at, datetime):
             stored = getattr(event, "stored_at", None)
             at = min(at, stored) if isinstance(stored, datetime) else at
-        return isinstance(chat, str) and self.hides(chat, at if isinstance(at, datetime) else None)
+        return isinstance(chat, str) and self.hides(chat, at if isinstance(at, datetime) else None, expiry=expiry)
 
     def screen(self, event: E) -> E | None:
         """What a projection applies of ``event``: None when it is hidden (``hides_event``);

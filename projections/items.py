@@ -24,6 +24,9 @@ class Item(Generic[E]):
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+    #: Past its chat's MESSAGE_RETENTION_DAYS cut-off, kept for what it says about its chat only
+    #: (``screened`` with ``keep_expired``: the messages projection's chats rows).
+    expired: bool = False
 
     @property
     def tp(self) -> TopicPartition:
@@ -40,14 +43,20 @@ def next_offsets(coordinates: Iterable[tuple[str, int, int]]) -> dict[TopicParti
     return out
 
 
-def screened(items: Sequence[Item[E]], screen: Callable[[Any], Any]) -> list[Item[E]]:
-    """``items`` as the erasure ledger lets a projection apply them (``Ledger.screen``): those
-    it hides left out, those whose derived text a retention cut-off cleared with it stripped."""
+def screened(items: Sequence[Item[E]], ledger: Any, *, keep_expired: bool = False) -> list[Item[E]]:
+    """``items`` as the erasure ledger (``contracts.erasure.Ledger``) lets a projection apply
+    them (``Ledger.screen``): those it hides left out, those whose derived text a retention
+    cut-off cleared with it stripped. With ``keep_expired``, an item hidden by a retention
+    cut-off alone (not erased) stays, marked ``expired``: the messages projection still applies
+    what it says about its chat (activity times, names, consent), which the sweep leaves in
+    place, so a rebuild gives the chats rows the live projector kept."""
     out: list[Item[E]] = []
     for item in items:
-        event = screen(item.event)
+        event = ledger.screen(item.event)
         if event is item.event:
             out.append(item)
         elif event is not None:
             out.append(replace(item, event=event))
+        elif keep_expired and not ledger.erases_event(item.event):
+            out.append(replace(item, expired=True))
     return out

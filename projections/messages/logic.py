@@ -17,7 +17,9 @@ statement (one statement cannot touch a row twice). What each event means for th
 - ``ConsentChanged`` sets the chat's consent (latest by occurred_at wins);
 - ``ProviderEventUnsupported`` (a presence, a contact sync, an account notice: no message)
   writes nothing; it stays on wa.messages, counted by the normalize stage;
-- an event whose provider did not name its chat (``chat_id == ""``) makes no chat row.
+- an event whose provider did not name its chat (``chat_id == ""``) makes no chat row;
+- an event past its chat's MESSAGE_RETENTION_DAYS cut-off (``Item.expired``) changes only its
+  chat's row, as above: no message row, version or update.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ def fold(items: Sequence[Item[MessageEvent]]) -> RowOps:
         if isinstance(event, ProviderEventUnsupported):
             continue
         chat = _chat(ops, event)
-        if isinstance(event, MessageReceived | MessageSent):
+        if item.expired:
+            _chat_only(chat, event)
+        elif isinstance(event, MessageReceived | MessageSent):
             _message(ops, _message_row(item, event))
             text = event.caption if event.message_type in MEDIA_TYPES else event.text
             if text is not None:
@@ -83,6 +87,19 @@ def fold(items: Sequence[Item[MessageEvent]]) -> RowOps:
         else:  # a new event type in contracts that this projection does not know yet
             raise TypeError(f"messages projection cannot apply {type(event).__name__}")
     return ops
+
+
+def _chat_only(chat: ChatRow, event: MessageEvent) -> None:
+    """An event past its chat's MESSAGE_RETENTION_DAYS cut-off: its message rows are gone for
+    good, but the chat's row keeps what the event said about the chat (profile, seen by
+    ``_chat``; activity; consent), as it did when the event was first applied; the merges are
+    idempotent, so applying it again changes nothing."""
+    if isinstance(event, MessageReceived | MessageSent) or (
+        isinstance(event, MessageUnsupported) and event.provider_message_id
+    ):
+        chat.message_at(event.direction, event.occurred_at)
+    elif isinstance(event, ConsentChanged):
+        chat.consent(event.state, event.occurred_at)
 
 
 def reactor_key(event: ReactionAdded | ReactionRemoved) -> str:

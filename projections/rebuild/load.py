@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
@@ -37,7 +37,7 @@ from contracts.erasure import Ledger
 from contracts.settings import Settings
 from projections.errors import is_poison
 from runtime.erasure_ledger import read_ledger
-from projections.items import Item, next_offsets
+from projections.items import Item, next_offsets, screened
 from projections.rebuild.ddl import qi
 from projections.rebuild.targets import RebuildError, RebuildTarget
 
@@ -158,13 +158,15 @@ class ShadowLoader:
                 if r.value is None:
                     raise ValueError("record without a value")
                 item = Item(decode(r.value), r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers))
-                event = self._ledger.screen(item.event) if self._ledger is not None else item.event
-                if event is None:
-                    self.stats.erased += 1  # the erasure ledger (or a retention cut-off) hides it, as live
-                elif event is item.event:
+                if self._ledger is None or not self._ledger.active:
                     items.append(item)
-                else:  # a retention cut-off cleared its derived text: stripped, as the live projector does
-                    items.append(replace(item, event=event))
+                    continue
+                # as the live projector: hidden (erased, expired), stripped (text cleared), or
+                # kept for its chat alone (expired, messages projection)
+                kept = screened([item], self._ledger, keep_expired=self.target.keeps_expired_chats)
+                if not kept or kept[0].expired:
+                    self.stats.erased += 1
+                items.extend(kept)
             except Exception:  # noqa: BLE001 - EventDecodeError or an upcaster's bug: poison either way, as live
                 self.stats.skip((r.topic, r.partition, r.offset), "undecodable")
             if n % YIELD_EVERY == YIELD_EVERY - 1:

@@ -88,6 +88,7 @@ class History:
 
     def __init__(self, chan: str) -> None:
         self.chat, self.other = Chat(channel=chan), Chat(channel=chan, chat_id="15550009999")
+        self.gone = Chat(channel=chan, chat_id="15550008888")  # every message of it expires
         c = self.chat
         self.ov = Media(c, "ov", sha256=_sha(chan + "ov"))
         self.mv = Media(c, "mv", sha256=_sha(chan + "mv"))
@@ -101,7 +102,8 @@ class History:
         self.n1 = c.received("n1", "a new hello", t=80 * DAY + 10)
         self.elsewhere = self.other.received("x1", "another chat", t=85 * DAY)
         self.messages = [self.o1, self.ov_msg, c.edited("o1", "an old hello, edited", t=100), self.mv_msg, self.mi_msg,
-                         self.nv_msg, self.n1, self.elsewhere]  # fmt: skip
+                         self.nv_msg, self.n1, self.elsewhere, self.gone.received("g1", "bye", t=5),
+                         self.gone.consent("g2", "opted_out", t=6)]  # fmt: skip
         self.transcripts = [
             dated(self.ov.transcribed("old words", 20), self.ov_msg),
             dated(self.mv.transcribed("middle words", 40 * DAY + 20), self.mv_msg),
@@ -165,12 +167,12 @@ async def test_the_policies_remove_and_clear_through_events_and_a_rebuild_ends_t
         policies = {p.policy: p for p in await preview(db, live, NOW)}
         msgs, texts, media = (policies[k] for k in ("MESSAGE_RETENTION_DAYS", "TRANSCRIPT_RETENTION_DAYS",
                                                     "MEDIA_RETENTION_DAYS"))  # fmt: skip
-        assert (msgs.days, msgs.due, msgs.files) == (60, 2, 1)  # o1, ov and ov's file
+        assert (msgs.days, msgs.due, msgs.files) == (60, 3, 1)  # o1, ov, g1 and ov's file
         assert msgs.oldest_goes_at == h.o1.received_at + timedelta(days=60)
         assert (texts.days, texts.due) == (30, 2)  # mv's transcript, mi's AI caption
         assert texts.oldest_goes_at == h.mv_msg.received_at + timedelta(days=30)
         assert (media.days, media.due) == (90, 0)
-        assert "MESSAGE_RETENTION_DAYS=60: next sweep 2 messages removed (1 files)" in msgs.render()
+        assert "MESSAGE_RETENTION_DAYS=60: next sweep 3 messages removed (1 files)" in msgs.render()
 
         outputs = await KafkaOutputs.start(live)
         try:
@@ -178,14 +180,19 @@ async def test_the_policies_remove_and_clear_through_events_and_a_rebuild_ends_t
         finally:
             await outputs.stop()
         assert (report.chats_expired, report.messages_expired, report.chats_cleared, report.messages_cleared) == (
-            1, 2, 1, 2)  # fmt: skip
+            2, 3, 1, 2)  # fmt: skip
 
         cut = await eventually(lambda: db.fetchrow(
             "select * from retention_cutoffs where chat_hash = $1 and messages_before is not null"
             " and texts_before is not null", chat_hash(c.key)), timeout=60)  # fmt: skip
         assert (cut["messages_before"], cut["texts_before"]) == (NOW.replace(microsecond=0) - timedelta(days=60),
                                                                  NOW.replace(microsecond=0) - timedelta(days=30))
+        await eventually(lambda: _cutoffs_are(db, 2), timeout=60)  # the gone chat's too
         after = await table_rows(db, TABLES)
+        # a chat whose every message expired keeps its row (consent included); its messages go
+        gone = await db.fetchrow("select * from chats where chat_key = $1", h.gone.key)
+        assert gone["consent_state"] == "opted_out" and gone["last_inbound_at"] is not None
+        assert await db.fetchval("select count(*) from chat_messages where chat_key = $1", h.gone.key) == 0
         await check_applied(db, h, files)
         assert [r for r in after["chat_messages"] if r["chat_key"] == h.other.key] == [
             r for r in untouched["chat_messages"] if r["chat_key"] == h.other.key]  # another chat: as it was
@@ -244,3 +251,7 @@ async def check_applied(db: asyncpg.Connection, h: History, files: dict[str, Pat
     sources = {(r["message_id"], r["source"]) for r in await db.fetch(
         "select message_id, source from message_embedding_sources where chat_key = $1", c.key)}  # fmt: skip
     assert sources == {(c.mid("mi"), "text"), (c.mid("nv"), "transcript"), (c.mid("n1"), "text")}
+
+
+async def _cutoffs_are(db: asyncpg.Connection, n: int) -> bool:
+    return await db.fetchval("select count(*) from retention_cutoffs") == n

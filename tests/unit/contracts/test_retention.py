@@ -126,10 +126,10 @@ def test_screened_items_keep_their_coordinates_and_drop_the_hidden() -> None:
     voice = Media()
     batch = items([voice.stored(3), voice.transcribed("secret words", 5)])
     ledger = _ledger(cleared=at(30))
-    out = screened(batch, ledger.screen)
+    out = screened(batch, ledger)
     assert [i.offset for i in out] == [0, 1] and out[0] is batch[0]
     assert out[1].event.text is None and out[1].value == batch[1].value
-    assert screened(batch, _ledger(expired=at(30)).screen) == []
+    assert screened(batch, _ledger(expired=at(30))) == []
 
 
 @pytest.mark.parametrize("kind", ["voice", "image", "document"])
@@ -144,10 +144,10 @@ def test_folding_stripped_results_gives_the_row_the_projector_s_clearing_leaves(
     [live] = fold(items(events)).rows.values()
     live = replace(live, transcript=None, caption=None, extracted_text=None)  # projections.retention.sql.CLEAR_MEDIA
     ledger = _ledger(cleared=at(30))
-    [rebuilt] = fold(screened(items(events), ledger.screen)).rows.values()
+    [rebuilt] = fold(screened(items(events), ledger)).rows.values()
     assert asdict(rebuilt) == asdict(live)
     # and a result replayed after the clearing changes nothing
-    [again] = fold(screened(items([*events, *results]), ledger.screen)).rows.values()
+    [again] = fold(screened(items([*events, *results]), ledger)).rows.values()
     assert asdict(again) == asdict(live)
 
 
@@ -181,3 +181,23 @@ def test_the_sweep_writes_to_wa_retention_keyed_by_chat_with_its_type() -> None:
     out = output(event)
     assert (out.topic, out.key, out.headers) == ("wa.retention", CHAT.key.encode(), (("mm-type", b"texts_cleared"),))
     assert retention.decode(out.value) == event
+
+
+def test_expired_message_events_still_tell_the_messages_projection_about_their_chat() -> None:
+    """The sweep removes messages, not chats: a rebuild keeps what expired events said about the
+    chat (activity, names, consent), so its chats rows are the live ones."""
+    from projections.messages.logic import fold as fold_messages
+    from tests.unit.projections.factory import items as message_items
+
+    events = [CHAT.received("m1", t=0), CHAT.consent("m2", "opted_out", t=5), CHAT.edited("m1", "x", t=6),
+              CHAT.received("m3", t=100)]  # fmt: skip
+    ledger = _ledger(expired=at(50))
+    kept = screened(message_items(events), ledger, keep_expired=True)
+    assert [i.expired for i in kept] == [True, True, True, False]
+    assert screened(message_items(events), ledger) == [message_items(events)[3]]  # other projections: left out
+    ops = fold_messages(kept)
+    assert list(ops.messages) == [CHAT.mid("m3")] and not ops.updates and len(ops.versions) == 1
+    whole = fold_messages(message_items(events)).chats[CHAT.key]
+    assert ops.chats[CHAT.key] == whole  # the same chat row as when nothing had expired
+    erased = Ledger.of([(subject_hash("chat", CHAT.key), [], at(50))])
+    assert screened(message_items(events), erased, keep_expired=True) == [message_items(events)[3]]
