@@ -201,3 +201,15 @@ def test_expired_message_events_still_tell_the_messages_projection_about_their_c
     assert ops.chats[CHAT.key] == whole  # the same chat row as when nothing had expired
     erased = Ledger.of([(subject_hash("chat", CHAT.key), [], at(50))])
     assert screened(message_items(events), erased, keep_expired=True) == [message_items(events)[3]]
+
+
+def test_status_shows_each_policy_or_that_it_keeps_forever() -> None:
+    from streams.media.retention_sweep import PolicyPreview
+
+    assert PolicyPreview("MESSAGE_RETENTION_DAYS", None).render() == "MESSAGE_RETENTION_DAYS: keep forever"
+    texts = PolicyPreview("TRANSCRIPT_RETENTION_DAYS", 30, 4, 0, at(0))
+    assert texts.render() == ("TRANSCRIPT_RETENTION_DAYS=30: next sweep 4 messages' texts cleared; "
+                              "oldest goes 2026-11-20T09:00:00+00:00")  # fmt: skip
+    assert texts.as_json() == {"policy": "TRANSCRIPT_RETENTION_DAYS", "days": 30, "due": 4, "files": 0,
+                               "oldest_goes_at": "2026-11-20T09:00:00+00:00"}  # fmt: skip
+    assert "nothing yet" in PolicyPreview("MEDIA_RETENTION_DAYS", 90).render()
