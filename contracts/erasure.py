@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 
@@ -29,6 +30,7 @@ from contracts.envelope import EventCodec, Frozen, to_bytes
 from contracts.ids import chat_key_parts, phone_digits
 
 TOPIC = "wa.erasures"
+E = TypeVar("E")
 SCHEMA_VERSION = 1
 #: Never change: every subject hash on the ledger is made with it.
 _DOMAIN = "msgmem-erasure-v1"
@@ -105,22 +107,59 @@ def decode(data: bytes) -> ErasureRequested:
     return CODEC.decode(data)
 
 
+#: Event types whose text is derived from media, and the fields holding that text: what a
+#: ``TextsCleared`` cut-off strips (``Ledger.screen``). Names, not classes: contracts.enrichment
+#: imports nothing of this module, and this one stays free of the enrichment models.
+DERIVED_TEXT_FIELDS: Mapping[str, Mapping[str, Any]] = {
+    "audio_transcribed": {"text": None},
+    "image_captioned": {"caption": None},
+    "document_extracted": {"text": None, "pages": ()},
+}
+#: Embedding sources made of derived text (contracts.embeddings.SOURCES but ``text``).
+DERIVED_SOURCES = frozenset({"caption", "transcript", "document"})
+
+
+@lru_cache(maxsize=65536)
+def chat_hash(chat_key: str) -> str:
+    """``subject_hash('chat', chat_key)``, remembered: readers ask it for every event of a chat."""
+    return subject_hash("chat", chat_key)
+
+
 @dataclass(frozen=True)
 class Ledger:
     """The erasures applied so far, as the readers consult them: per subject hash (and per hash
     of each chat an erasure removed, for chats whose key is no phone), the latest request time.
-    What was received before that time is hidden; what arrives later is a new history."""
+    What was received before that time is hidden; what arrives later is a new history.
+
+    Beside them, the retention cut-offs (``contracts.retention``, per chat hash): ``expired``,
+    what was received before it is hidden as if erased; ``cleared``, the text derived from the
+    media of a message received before it is stripped (``screen``)."""
 
     erased: Mapping[str, datetime] = field(default_factory=dict)
+    expired: Mapping[str, datetime] = field(default_factory=dict)
+    cleared: Mapping[str, datetime] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, entries: Iterable[tuple[str, Iterable[str], datetime]]) -> "Ledger":
+    def of(cls, entries: Iterable[tuple[str, Iterable[str], datetime]],
+           cutoffs: Iterable[tuple[str, datetime | None, datetime | None]] = ()) -> "Ledger":  # fmt: skip
         erased: dict[str, datetime] = {}
         for subject, chats, at in entries:
             for name in (subject, *chats):
                 if name not in erased or erased[name] < at:
                     erased[name] = at
-        return cls(erased)
+        expired: dict[str, datetime] = {}
+        cleared: dict[str, datetime] = {}
+        for chat, messages_before, texts_before in cutoffs:
+            if messages_before is not None:
+                expired[chat] = messages_before
+            if texts_before is not None:
+                cleared[chat] = texts_before
+        return cls(erased, expired, cleared)
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is hidden or stripped at all (readers skip the checks when not)."""
+        return bool(self.erased or self.expired or self.cleared)
 
     def erased_at(self, chat_key: str) -> datetime | None:
         """When ``chat_key`` was last erased (directly or through its phone), or None."""
@@ -129,28 +168,82 @@ class Ledger:
         times = [self.erased[s] for s in chat_subjects(chat_key) if s in self.erased]
         return max(times) if times else None
 
-    def hides(self, chat_key: str | None, at: datetime | None) -> bool:
-        """Whether something about ``chat_key`` received at ``at`` was erased (no time: yes)."""
-        erased = self.erased_at(chat_key) if chat_key else None
-        return erased is not None and (at is None or at < erased)
+    def hidden_before(self, chat_key: str) -> datetime | None:
+        """What about ``chat_key`` received before this is hidden: its erasure or its
+        MESSAGE_RETENTION_DAYS cut-off, the later of the two; None: nothing is."""
+        erased = self.erased_at(chat_key)
+        expired = self.expired.get(chat_hash(chat_key)) if self.expired and chat_key.count(":") >= 2 else None
+        if erased is None or expired is None:
+            return erased if expired is None else expired
+        return max(erased, expired)
+
+    def hides(self, chat_key: str | None, at: datetime | None, *, expiry: bool = True) -> bool:
+        """Whether something about ``chat_key`` received at ``at`` was erased or (``expiry``)
+        expired (no time: if erased, yes; a retention cut-off alone hides only what it can date)."""
+        if not chat_key:
+            return False
+        before = self.hidden_before(chat_key) if expiry else self.erased_at(chat_key)
+        if before is None:
+            return False
+        if at is None:
+            return self.erased_at(chat_key) is not None
+        return at < before
 
     def hides_record(self, key: bytes | None, value: bytes | None) -> bool:
         """For a record keyed by chat whose value carries ``received_at`` (every event of
         wa.messages, wa.media, the enrichment topics and wa.embeddings); parses only when the
-        chat was erased."""
+        chat was erased or has a retention cut-off."""
         chat = key.decode("utf-8", "replace") if key else None
-        if not chat or self.erased_at(chat) is None:
+        if not chat or self.hidden_before(chat) is None:
             return False
         return self.hides(chat, _received_at(value))
 
     def hides_event(self, event: object) -> bool:
         """For a decoded event: an envelope's chat and ``received_at``; a dead letter's input
-        key and ``failed_at``; anything else (markers, ledger events) is never hidden."""
+        key and ``failed_at``; anything else (markers, ledger events) is never hidden.
+
+        A ``MediaExpired`` is dated by the earlier of its ``received_at`` (the message's, from
+        sweeps that know it; the sweep's own time in older events) and the ``stored_at`` of the
+        copy it ends, which never precedes its message: so the expiry of an expired message's
+        file does not bring its row back."""
+        return self._hides_event(event, expiry=True)
+
+    def erases_event(self, event: object) -> bool:
+        """``hides_event`` by the erasures alone, retention cut-offs aside."""
+        return self._hides_event(event, expiry=False)
+
+    def _hides_event(self, event: object, *, expiry: bool) -> bool:
         if isinstance(event, DeadLettered):
             key = event.key
-            return self.hides(key.decode("utf-8", "replace") if key else None, event.failed_at)
+            return self.hides(key.decode("utf-8", "replace") if key else None, event.failed_at, expiry=expiry)
         chat, at = getattr(event, "chat_key", None), getattr(event, "received_at", None)
-        return isinstance(chat, str) and self.hides(chat, at if isinstance(at, datetime) else None)
+        if getattr(event, "type", None) == "media_expired" and isinstance(at, datetime):
+            stored = getattr(event, "stored_at", None)
+            at = min(at, stored) if isinstance(stored, datetime) else at
+        return isinstance(chat, str) and self.hides(chat, at if isinstance(at, datetime) else None, expiry=expiry)
+
+    def screen(self, event: E) -> E | None:
+        """What a projection applies of ``event``: None when it is hidden (``hides_event``);
+        when its message's derived text was cleared (TRANSCRIPT_RETENTION_DAYS), a result with
+        its text stripped (an enrichment result: the row keeps the model and time, so a replay
+        or a re-run of the stage changes nothing visible) or None (the chunks of that text);
+        else the event itself."""
+        if self.hides_event(event):
+            return None
+        if not self.cleared:
+            return event
+        kind = getattr(event, "type", None)
+        stripped = DERIVED_TEXT_FIELDS.get(kind) if isinstance(kind, str) else None
+        derived = stripped is not None or (kind == "chunks_replaced" and getattr(event, "source", None) in DERIVED_SOURCES)
+        if not derived:
+            return event
+        chat, at = getattr(event, "chat_key", None), getattr(event, "received_at", None)
+        before = self.cleared.get(chat_hash(chat)) if isinstance(chat, str) else None
+        if before is None or not isinstance(at, datetime) or at >= before:
+            return event
+        if stripped is None:
+            return None
+        return event.model_copy(update=dict(stripped))  # type: ignore[attr-defined]
 
 
 def _received_at(value: bytes | None) -> datetime | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from contracts import embeddings, enrichment, media, messages
+from contracts import embeddings, enrichment, media, messages, retention
 from contracts.outbound import OutboundMessage
 
 SCHEMA_DIR = Path(__file__).with_name("schemas")
@@ -34,6 +34,7 @@ def schemas() -> dict[str, dict[str, Any]]:
         (enrichment.CAPTIONS_TOPIC, enrichment.CaptionEvent),
         (enrichment.DOCUMENTS_TOPIC, enrichment.DocumentEvent),
         (embeddings.TOPIC, embeddings.EmbeddingEvent),
+        (retention.TOPIC, retention.RetentionEvent),
     ):
         out[f"{topic}.json"] = {"title": topic, **TypeAdapter(union).json_schema(mode="serialization")}
     return out

@@ -130,8 +130,11 @@ class MediaExpired(Envelope):
     Not a fact about a message, so none of ``_MediaEvent``'s message fields: the sweep knows
     only the row. The object columns repeat the row's (the winning MediaStored's), so the
     projection gets the same row whichever of the two it applies first. ``provider`` and
-    ``channel_id`` come from ``chat_key``; ``delivery_id`` is ``SWEEP_DELIVERY``; both times are
-    the sweep's. Introduced at schema_version 1 (the envelope's default)."""
+    ``channel_id`` come from ``chat_key``; ``delivery_id`` is ``SWEEP_DELIVERY``; ``occurred_at``
+    is the sweep's time, ``received_at`` its message's (like every event about a message, so
+    the retention cut-offs of ``contracts.retention`` date it; the sweep's time when the message
+    has no row, and in events of earlier sweeps). Introduced at schema_version 1 (the envelope's
+    default)."""
 
     type: Literal["media_expired"] = "media_expired"
     message_id: str  # chat_messages.id

@@ -84,8 +84,9 @@ NORMALIZE = Process(
     inputs=(topics.RAW.name,), outputs=(topics.MESSAGES.name,), metrics_port_setting="stage_web_port",
 )
 MEDIA = Process(
-    "media", "streams.media", "stage", WORKER_READY, "media downloaded and stored; wa.media",
-    inputs=(topics.MESSAGES.name,), outputs=(topics.MEDIA.name,), metrics_port_setting="stage_web_port",
+    "media", "streams.media", "stage", WORKER_READY,
+    "media downloaded and stored; wa.media; its timer sweeps the retention policies (wa.retention)",
+    inputs=(topics.MESSAGES.name,), outputs=(topics.MEDIA.name, topics.RETENTION.name), metrics_port_setting="stage_web_port",
 )
 TRANSCRIBE = Process(
     "transcribe", "streams.transcribe", "stage", WORKER_READY, "voice notes and audio to text; wa.transcripts",
@@ -124,8 +125,9 @@ DEADLETTERS_PROJECTOR = Process(
 )
 ERASURES_PROJECTOR = Process(
     "erasures_projector", "projections.erasures", "projector", r"projector started: erasures",
-    "wa.erasures applied: a contact's rows, media files and results cached only for them removed; erasures",
-    inputs=(topics.ERASURES.name,), projection="erasures", metrics_port_setting="erasures_projector_metrics_port",
+    "wa.erasures applied: a contact's rows, media files and results cached only for them removed; erasures; "
+    "wa.retention's cut-offs applied the same way; retention_cutoffs",
+    inputs=(topics.ERASURES.name, topics.RETENTION.name), projection="erasures", metrics_port_setting="erasures_projector_metrics_port",
 )
 RECALL = Process("recall", "msgmem.readside", "http", r"Uvicorn running on", "recall API for agents")
 ALERTS = Process("alerts", "msgmem.alerts", "ops", r"alerts watching", "Telegram / webhook alert per new dead letter")

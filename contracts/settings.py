@@ -165,6 +165,10 @@ class Settings(BaseSettings):
     media_retry_max_seconds: float = Field(8.0, ge=0)
     media_download_timeout_seconds: float = Field(60.0, gt=0)
     media_sweep_interval_seconds: float = Field(3600.0, ge=0)
+    # Retention by policy (streams/media/retention_sweep.py): None or 0 keeps messages forever;
+    # transcripts, AI captions and extracted text are cleared after 30 days (0 keeps them forever)
+    message_retention_days: int | None = Field(None, ge=0)
+    transcript_retention_days: int = Field(30, ge=0)
     supabase_url: str | None = None
     supabase_service_key: SecretStr | None = None
     whapi_api_url: str = "https://gate.whapi.cloud"
@@ -280,7 +284,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "kafka_max_message_bytes", "ingest_meta_max_body_bytes", "ingest_whapi_max_body_bytes",
-        "ingest_evolution_max_body_bytes", "ingest_outbound_max_body_bytes", "serve_openapi", mode="before",
+        "ingest_evolution_max_body_bytes", "ingest_outbound_max_body_bytes", "serve_openapi", "message_retention_days",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -112,8 +112,17 @@ ERASURES = TopicSpec(
     compacted=True,
 )
 
+# The retention policies as events (contracts.retention): keyed by chat like the chat's other
+# events, kept forever (a rebuild from offset 0 reads the cut-offs with the erasure ledger) and
+# not compacted (both kinds of cut-off share a chat's key).
+RETENTION = TopicSpec(
+    "wa.retention",
+    key="chat key",
+    value="MessagesExpired, TextsCleared: a retention policy's cut-off for one chat",
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    RAW, MESSAGES, MEDIA, TRANSCRIPTS, CAPTIONS, DOCUMENTS, EMBEDDINGS, DEADLETTER, ERASURES,
+    RAW, MESSAGES, MEDIA, TRANSCRIPTS, CAPTIONS, DOCUMENTS, EMBEDDINGS, DEADLETTER, ERASURES, RETENTION,
 )
 
 

@@ -6,6 +6,7 @@
     msgmem send       post fixture webhook files to a running ingest, signed as the provider would
     msgmem dlq        list, show or retry dead letters
     msgmem media      media sweep: delete expired media objects, log a MediaExpired per row
+    msgmem retention  retention sweep | preview: MESSAGE_RETENTION_DAYS and TRANSCRIPT_RETENTION_DAYS
     msgmem projections rebuild   rebuild projections from offset 0 into fresh tables and swap them in
     msgmem replay     re-run a stage over a range of its input (--from/--until offset or time)
     msgmem status     lag per stage and partition, dead-letter depth, newest row per table, AI spend (--days N)
@@ -197,6 +198,34 @@ def _cmd_media(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _args_retention(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("sweep", "preview"),
+                        help="sweep: append MessagesExpired / TextsCleared to wa.retention for every chat with "
+                             "something past MESSAGE_RETENTION_DAYS or TRANSCRIPT_RETENTION_DAYS (the erasures "
+                             "projector applies them); preview: what the next sweep would remove, read-only")  # fmt: skip
+
+
+def _cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from streams.media.retention_sweep import preview, sweep_once
+
+    if args.action == "sweep":
+        print(asyncio.run(sweep_once(settings)))
+        return 0
+
+    async def show() -> None:
+        conn = await asyncpg.connect(settings.database_url, statement_cache_size=settings.statement_cache_size)
+        try:
+            for policy in await preview(conn, settings):
+                print(policy.render())
+        finally:
+            await conn.close()
+
+    asyncio.run(show())
+    return 0
+
+
 def _args_projections(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("rebuild",))
     parser.add_argument("--tables", action="append", default=[],
@@ -345,6 +374,9 @@ COMMANDS: dict[str, Command] = {
     "dlq": ("list, show or retry dead letters (wa.deadletter)", _args_dlq, _cmd_dlq),
     "media": ("media retention: `media sweep` deletes expired objects (the media worker also runs it hourly)",
               _args_media, _cmd_media),
+    "retention": ("message and transcript retention: `retention sweep` logs the policies' cut-offs (the media "
+                  "worker also runs it hourly); `retention preview` shows what the next sweep removes",
+                  _args_retention, _cmd_retention),
     "projections": ("rebuild projections from the log into fresh tables, compare, and swap them in",
                     _args_projections, _cmd_projections),
     "replay": ("re-run a stage over a range of its input topic, beside the live workers", _args_replay, _cmd_replay),

@@ -1,11 +1,12 @@
 """`msgmem status`: where every stage is in its input, how deep the dead-letter topic is,
-how fresh each table is, and what the AI calls of the last ``--days`` cost (read from the
+how fresh each table is, what each retention policy's next sweep removes
+(``streams.media.retention_sweep.preview``), and what the AI calls of the last ``--days`` cost (read from the
 usage on the enrichment and embeddings events, folded by msgmem/usage.py). Read-only;
 safe against production."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -20,6 +21,7 @@ from runtime.kafka import connection_config, end_offsets, read_since_time
 from msgmem.services import SERVICES
 from msgmem.usage import MESSAGE_TYPES, UsageReport, fold
 from msgmem.usage import render as render_usage
+from streams.media.retention_sweep import PolicyPreview, preview
 
 TABLE_CLOCKS = {
     "chats": "updated_at",
@@ -51,10 +53,13 @@ class Status:
     dead_letters_total: int
     newest_rows: dict[str, datetime | None]
     usage: UsageReport
+    #: Per retention policy, what the next sweep removes and when the oldest row goes.
+    retention: list[PolicyPreview] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
         return {
             "usage": self.usage.as_json(),
+            "retention": [p.as_json() for p in self.retention],
             "partitions": [asdict(p) | {"lag": p.lag} for p in self.partitions],
             "lag_by_stage": self.lag_by_stage(),
             "dead_letters": {"open": self.dead_letters_open, "total": self.dead_letters_total},
@@ -153,11 +158,12 @@ async def collect(settings: Settings, days: int = 7) -> Status:
     try:
         partitions = await _lags(settings, conn)
         newest = {table: await conn.fetchval(f"select max({column}) from {table}") for table, column in TABLE_CLOCKS.items()}
+        retention = await preview(conn, settings)
     finally:
         await conn.close()
     letters = await load_letters(settings)
     usage = await collect_usage(settings, days)
-    return Status(partitions, sum(x.open for x in letters.values()), len(letters), newest, usage)
+    return Status(partitions, sum(x.open for x in letters.values()), len(letters), newest, usage, retention)
 
 
 def render(status: Status) -> str:
@@ -171,6 +177,8 @@ def render(status: Status) -> str:
     lines.append("newest rows: " + ", ".join(
         f"{t} {v.isoformat(timespec='seconds') if v else 'none'}" for t, v in status.newest_rows.items()
     ))
+    if status.retention:
+        lines.append("retention: " + "; ".join(p.render() for p in status.retention))
     lines.append("")
     lines.append(render_usage(status.usage))
     return "\n".join(lines)

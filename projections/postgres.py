@@ -23,8 +23,8 @@ from aiokafka import TopicPartition
 from projections.batch import Applied
 from projections.errors import OffsetsBehind
 from projections.metrics import ProjectorMetrics
-from runtime.erasure_ledger import guarded_read
-from projections.items import Item
+from runtime.erasure_ledger import chats_of, guarded_read
+from projections.items import Item, screened
 
 E = TypeVar("E")
 
@@ -54,8 +54,11 @@ class PostgresProjectionStore(Generic[E]):
         self._projection = projection
         self._writer = writer
         self._metrics = metrics
-        # Every projection leaves what the erasure ledger hides alone, but the one writing the ledger.
+        # Every projection leaves what the erasure ledger hides alone (and strips the derived text a
+        # retention cut-off cleared), but the one writing the ledger.
         self._hides_erased = getattr(writer, "hides_erased", True)
+        # The messages projection keeps what expired events say about their chat (``screened``).
+        self._keeps_expired = getattr(writer, "keeps_expired_chats", False)
 
     async def load_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         out: dict[TopicPartition, int] = {}
@@ -97,8 +100,8 @@ class PostgresProjectionStore(Generic[E]):
                 raise OffsetsBehind(behind)
             fresh = [i for i in items if i.offset >= stored.get(i.tp, 0)] if stored else list(items)
             if fresh and self._hides_erased:
-                ledger = await guarded_read(conn)
-                fresh = [i for i in fresh if not ledger.hides_event(i.event)]
+                ledger = await guarded_read(conn, chats_of(i.event for i in fresh))
+                fresh = screened(fresh, ledger, keep_expired=self._keeps_expired) if ledger.active else fresh
             if fresh:
                 await self._writer.write(conn, fresh)
             for topic, parts in _by_topic(offsets).items():

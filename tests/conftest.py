@@ -19,7 +19,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PROJECTED_TABLES = (
     "message_embeddings", "chat_media", "chat_message_pending", "chat_message_versions", "chat_consent_changes",
     "chat_messages", "chats",
-    "dead_letters", "projection_offsets", "erasures",
+    "dead_letters", "projection_offsets", "erasures", "retention_cutoffs",
     "message_embedding_sources", "message_embedding_deletions",
 )
 

@@ -1,4 +1,5 @@
-"""Applies ErasureRequested events inside the transaction the projector opens per batch: the
+"""Applies ErasureRequested events (and the retention cut-offs of wa.retention, through
+``projections.retention.store``) inside the transaction the projector opens per batch: the
 subject's rows go, its media objects go (objects no other chat uses), and the ``erasures`` row
 that says so is written with the offsets, so a crash re-applies the whole erasure (idempotent:
 deleting what is gone removes nothing, deleting a missing object is a no-op)."""
@@ -12,14 +13,18 @@ import asyncpg
 import orjson
 
 from contracts.erasure import ErasureRequested, subject_hash
+from contracts.retention import MessagesExpired, TextsCleared
 from contracts.settings import Settings
 from projections.erasures import sql
 from projections.erasures.logic import Removed, chats_of, exclusive
 from projections.items import Item
+from projections.retention import store as retention
 from runtime.erasure_ledger import LEDGER_LOCK
 from runtime.media_storage import MediaStore, build_store
 
 PROJECTION = "erasures"
+
+PrivacyEvent = ErasureRequested | MessagesExpired | TextsCleared
 
 
 class ErasuresWriter:
@@ -36,13 +41,16 @@ class ErasuresWriter:
                 self._store = await build_store(self._settings, create_bucket=False)
             return self._store
 
-    async def write(self, conn: asyncpg.Connection, items: Sequence[Item[ErasureRequested]]) -> None:
+    async def write(self, conn: asyncpg.Connection, items: Sequence[Item[PrivacyEvent]]) -> None:
         # Exclusive against every other projector's batch (they take it shared and read the
         # ledger under it): none can commit rows of the subject read before this commits.
         await conn.execute("select pg_advisory_xact_lock($1)", LEDGER_LOCK)
         for item in items:
-            removed, chats = await self.apply(conn, item.event)
             event = item.event
+            if not isinstance(event, ErasureRequested):  # a retention cut-off (wa.retention)
+                await retention.apply(conn, event, self._media, self._settings.media_storage)
+                continue
+            removed, chats = await self.apply(conn, event)
             await conn.execute(
                 sql.INSERT_ERASURE, event.erasure_id, event.subject_kind, event.subject_hash, event.requested_at,
                 event.requested_by, len(chats), orjson.dumps(removed.to_json()).decode(), item.partition, item.offset,

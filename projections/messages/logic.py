@@ -21,7 +21,9 @@ statement (one statement cannot touch a row twice). What each event means for th
   the 24-hour window without a template (``sql.JUDGE_OUTBOUND``);
 - ``ProviderEventUnsupported`` (a presence, a contact sync, an account notice: no message)
   writes nothing; it stays on wa.messages, counted by the normalize stage;
-- an event whose provider did not name its chat (``chat_id == ""``) makes no chat row.
+- an event whose provider did not name its chat (``chat_id == ""``) makes no chat row;
+- an event past its chat's MESSAGE_RETENTION_DAYS cut-off (``Item.expired``) changes only its
+  chat's row, as above: no message row, version or update.
 """
 
 from __future__ import annotations
@@ -69,7 +71,11 @@ def fold(items: Sequence[Item[MessageEvent]]) -> RowOps:
         if isinstance(event, ProviderEventUnsupported):
             continue
         chat = _chat(ops, event)
-        if isinstance(event, MessageReceived | MessageSent):
+        if item.expired:
+            _chat_only(chat, event)
+            if isinstance(event, ConsentChanged):  # consent history outlives the messages, as the chat's consent does
+                _consent(ops, item, event)
+        elif isinstance(event, MessageReceived | MessageSent):
             _message(ops, _message_row(item, event))
             text = event.caption if event.message_type in MEDIA_TYPES else event.text
             if text is not None:
@@ -94,14 +100,24 @@ def fold(items: Sequence[Item[MessageEvent]]) -> RowOps:
             _update(ops, event).reaction_seen(reactor_key(event), reaction)
         elif isinstance(event, ConsentChanged):
             chat.consent(event.state, event.occurred_at)
-            ops.consents.setdefault(event.event_id, ConsentRow(
-                event.event_id, event.chat_key, event.state, event.occurred_at, event.message_id,
-                item.topic, item.partition, item.offset,
-            ))  # fmt: skip
+            _consent(ops, item, event)
             _judge(ops, event)
         else:  # a new event type in contracts that this projection does not know yet
             raise TypeError(f"messages projection cannot apply {type(event).__name__}")
     return ops
+
+
+def _chat_only(chat: ChatRow, event: MessageEvent) -> None:
+    """An event past its chat's MESSAGE_RETENTION_DAYS cut-off: its message rows are gone for
+    good, but the chat's row keeps what the event said about the chat (profile, seen by
+    ``_chat``; activity; consent), as it did when the event was first applied; the merges are
+    idempotent, so applying it again changes nothing."""
+    if isinstance(event, MessageReceived | MessageSent) or (
+        isinstance(event, MessageUnsupported) and event.provider_message_id
+    ):
+        chat.message_at(event.direction, event.occurred_at)
+    elif isinstance(event, ConsentChanged):
+        chat.consent(event.state, event.occurred_at)
 
 
 def reactor_key(event: ReactionAdded | ReactionRemoved) -> str:
@@ -118,6 +134,13 @@ def _chat(ops: RowOps, event: ChatEvent) -> ChatRow:
     chat.see(is_group=event.is_group, contact_phone=event.contact_phone, contact_name=event.contact_name,
              group_name=event.group_name, at=event.occurred_at)  # fmt: skip
     return chat
+
+
+def _consent(ops: RowOps, item: Item[MessageEvent], event: ConsentChanged) -> None:
+    ops.consents.setdefault(event.event_id, ConsentRow(
+        event.event_id, event.chat_key, event.state, event.occurred_at, event.message_id,
+        item.topic, item.partition, item.offset,
+    ))  # fmt: skip
 
 
 def _judge(ops: RowOps, event: ChatEvent) -> None:

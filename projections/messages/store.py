@@ -32,6 +32,9 @@ PROJECTION = "chat_messages"
 
 
 class MessagesWriter:
+    # Events past a MESSAGE_RETENTION_DAYS cut-off still update their chat's row (projections.items.screened).
+    keeps_expired_chats = True
+
     def __init__(self, *, redact_deleted: bool, users_table: str | None = None) -> None:
         self._redact = redact_deleted
         self._link_users = sql.link_users(users_table) if users_table else None

@@ -37,7 +37,7 @@ from contracts.erasure import Ledger
 from contracts.settings import Settings
 from projections.errors import is_poison
 from runtime.erasure_ledger import read_ledger
-from projections.items import Item, next_offsets
+from projections.items import Item, next_offsets, screened
 from projections.rebuild.ddl import qi
 from projections.rebuild.targets import RebuildError, RebuildTarget
 
@@ -158,10 +158,15 @@ class ShadowLoader:
                 if r.value is None:
                     raise ValueError("record without a value")
                 item = Item(decode(r.value), r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers))
-                if self._ledger is not None and self._ledger.hides_event(item.event):
-                    self.stats.erased += 1  # the erasure ledger hides it, as the live projector does
-                else:
+                if self._ledger is None or not self._ledger.active:
                     items.append(item)
+                    continue
+                # as the live projector: hidden (erased, expired), stripped (text cleared), or
+                # kept for its chat alone (expired, messages projection)
+                kept = screened([item], self._ledger, keep_expired=self.target.keeps_expired_chats)
+                if not kept or kept[0].expired:
+                    self.stats.erased += 1
+                items.extend(kept)
             except Exception:  # noqa: BLE001 - EventDecodeError or an upcaster's bug: poison either way, as live
                 self.stats.skip((r.topic, r.partition, r.offset), "undecodable")
             if n % YIELD_EVERY == YIELD_EVERY - 1:

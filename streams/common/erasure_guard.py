@@ -29,7 +29,7 @@ def guard(handler: Handler, ledger: LedgerCache) -> Handler:
         if book.hides_record(record.key, record.value):
             return []
         outputs = await handler(record)
-        return [o for o in outputs if not book.hides_record(o.key, o.value)] if book.erased else outputs
+        return [o for o in outputs if not book.hides_record(o.key, o.value)] if book.active else outputs
 
     return guarded
 
@@ -55,7 +55,7 @@ class LedgerScreen:
                 await self._sleep(min(self._max_backoff, 0.5 * 2 ** (failures - 1)))
                 continue
             self._outage.recovered()
-            return book.hides_record if book.erased else None
+            return book.hides_record if book.active else None
 
 
 @asynccontextmanager

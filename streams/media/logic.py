@@ -267,6 +267,7 @@ class ExpiredRow:
     path: str
     stored_at: datetime
     expires_at: datetime
+    received_at: datetime | None = None  # the message's (chat_messages), when its row is there
 
 
 def expired(row: ExpiredRow, *, object_deleted: bool, now: datetime) -> MediaExpired:
@@ -274,7 +275,7 @@ def expired(row: ExpiredRow, *, object_deleted: bool, now: datetime) -> MediaExp
     provider, channel, _chat = chat_key_parts(row.chat_key)
     return MediaExpired(
         event_id=media.expired_event_id(row.media_id, row.stored_at), chat_key=row.chat_key, occurred_at=now,
-        received_at=now, provider=provider, channel_id=channel, delivery_id=media.SWEEP_DELIVERY,
+        received_at=row.received_at or now, provider=provider, channel_id=channel, delivery_id=media.SWEEP_DELIVERY,
         message_id=row.message_id, media_id=row.media_id, kind=row.kind, size_bytes=row.size_bytes, sha256=row.sha256,
         bucket=row.bucket, path=row.path, stored_at=row.stored_at, expires_at=row.expires_at,
         object_deleted=object_deleted,

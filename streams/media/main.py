@@ -7,7 +7,9 @@ bucket) and a MediaStored or MediaFailed event; a MediaSkipped when the provider
 setting downloads need. Downloads run
 MEDIA_CONCURRENCY at a time with MEDIA_MAX_ATTEMPTS attempts (1 s to 8 s backoff) before
 wa.deadletter. Every MEDIA_SWEEP_INTERVAL_SECONDS the worker also runs the retention sweep
-(``streams.media.sweep``: deletes expired objects, appends MediaExpired to wa.media). Logs
+(``streams.media.sweep``: deletes expired objects, appends MediaExpired to wa.media) and the
+sweep of MESSAGE_RETENTION_DAYS and TRANSCRIPT_RETENTION_DAYS (``streams.media.retention_sweep``:
+appends MessagesExpired / TextsCleared to wa.retention). Logs
 ``[^Worker]: Ready`` once consuming.
 """
 
@@ -25,6 +27,7 @@ from contracts.settings import Settings
 from streams.common.runner import RetryPolicy, StageParts
 from streams.common.stage import Stage
 from streams.media.sweep import sweep_once
+from streams.media.retention_sweep import sweep_once as retention_sweep_once
 from streams.media.agent import MediaHandler, MediaMetrics
 from streams.media.pinning import pinned_client
 from streams.media.providers import Fetcher
@@ -78,6 +81,12 @@ def sweep_timer(app: faust.App, settings: Settings) -> None:
                 log.info("retention sweep: %s", report)
         except Exception:  # noqa: BLE001 - a failed sweep is retried at the next interval
             log.exception("retention sweep failed")
+        try:  # MESSAGE_RETENTION_DAYS and TRANSCRIPT_RETENTION_DAYS (streams.media.retention_sweep)
+            policies = await retention_sweep_once(settings)
+            if policies.chats_expired or policies.chats_cleared:
+                log.info("retention policies sweep: %s", policies)
+        except Exception:  # noqa: BLE001 - likewise
+            log.exception("retention policies sweep failed")
 
     app.timer(settings.media_sweep_interval_seconds, name="msgmem-media-sweep")(sweep)
 

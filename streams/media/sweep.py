@@ -32,11 +32,12 @@ from streams.media.logic import ExpiredRow, expired, output
 _LOCK_KEY = 0x6D6D7377656570  # "mmsweep"
 
 _EXPIRED = """
-select id as media_id, message_id, chat_key, kind, size_bytes, sha256, bucket, path, stored_at, expires_at
-from chat_media
-where status = 'stored' and bucket = $1 and expires_at <= $2 and path is not null and stored_at is not null
-  and ($3::timestamptz is null or (expires_at, id) > ($3, $4::text))
-order by expires_at, id
+select c.id as media_id, c.message_id, c.chat_key, c.kind, c.size_bytes, c.sha256, c.bucket, c.path, c.stored_at,
+       c.expires_at, (select m.received_at from chat_messages m where m.id = c.message_id) as received_at
+from chat_media c
+where c.status = 'stored' and c.bucket = $1 and c.expires_at <= $2 and c.path is not null and c.stored_at is not null
+  and ($3::timestamptz is null or (c.expires_at, c.id) > ($3, $4::text))
+order by c.expires_at, c.id
 limit $5
 """
 _STILL_USED = """

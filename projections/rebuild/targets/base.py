@@ -54,3 +54,5 @@ class RebuildTarget:
     on_swap: Callable[[asyncpg.Connection], Awaitable[str | None]] | None = None
     init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
     index_memory: Callable[[asyncpg.Connection], Awaitable[int]] | None = None
+    #: Like the live writer's ``keeps_expired_chats`` (``projections.items.screened``).
+    keeps_expired_chats: bool = False

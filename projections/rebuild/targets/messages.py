@@ -69,6 +69,7 @@ def messages_target(settings: Settings) -> RebuildTarget:
         tables=("chats", "chat_messages", "chat_message_pending", "chat_message_versions", "chat_consent_changes"),
         clock_columns=frozenset({"created_at", "updated_at", "first_seen_at"}),
         decode=decode_event, prepare=prepare, write=write, settle=settle, swap_locks=lock_every_text,
+        keeps_expired_chats=True,
     )  # fmt: skip
 
 
