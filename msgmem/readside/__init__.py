@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -19,7 +21,10 @@ from msgmem import dlq
 from msgmem.services import SERVICES
 from msgmem.status import PartitionLag, assemble_lags
 from runtime.kafka import connection_config, standalone_consumer
-from projections.recall.console.pipeline import DeadLetter, Lag, PipelineView, RetryOutcome
+from projections.recall.console.pipeline import (
+    DeadLetter, Erasure, Lag, PipelineView, Policy, RetryOutcome, consumption_rates,
+)  # fmt: skip
+from streams.media.retention_sweep import preview
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,7 @@ class OperatorPipeline:
         self._db: asyncpg.Connection | None = None
         self._events: list[deadletter.AnyLetterEvent] = []
         self._read: dict[TopicPartition, int] = {}  # the dead-letter topic's next offset to read, per partition
+        self._consumed: tuple[float, dict[str, int]] | None = None  # the last view's committed sums, for rates
 
     async def view(self) -> PipelineView:
         """What can be read now: a broker or database that does not answer leaves its part empty
@@ -56,9 +62,12 @@ class OperatorPipeline:
                 broken = True
                 problems.append(f"lags unavailable ({type(exc).__name__})")
                 problems.append(f"dead letters unavailable ({type(exc).__name__})")
+            rates: dict[str, float] = {}
             if ends is not None:
                 try:
                     lags = [_lag(p) for p in assemble_lags(ends, await self._committed())]
+                    now = (time.monotonic(), _committed_sums(lags))
+                    rates, self._consumed = consumption_rates(self._consumed, now), now
                 except Exception as exc:  # noqa: BLE001
                     await self._drop_db()
                     problems.append(f"lags unavailable ({type(exc).__name__})")
@@ -71,9 +80,17 @@ class OperatorPipeline:
                     problems.append(f"dead letters unavailable ({type(exc).__name__})")
             if broken:  # the Kafka clients opened again next time (a group's coordinator not ready is no reason)
                 await self._drop_kafka()
+            retention, erasures = [], []
+            try:
+                db = await self._database()
+                retention = [Policy(p.policy, p.render()) for p in await preview(db, self._settings)]
+                erasures = [_erasure(r) for r in await db.fetch(_ERASURES)]
+            except Exception as exc:  # noqa: BLE001
+                await self._drop_db()
+                problems.append(f"retention and privacy requests unavailable ({type(exc).__name__})")
             if problems:
                 log.warning("console pipeline page: %s", "; ".join(problems))
-            return PipelineView(lags, letters, "; ".join(problems) or None)
+            return PipelineView(lags, letters, "; ".join(problems) or None, rates, retention, erasures)
 
     async def retry(self, letter_id: str, by: str) -> RetryOutcome | None:
         chosen = dlq.select(await dlq.load(self._settings), stage=None, ids=[letter_id], everything=False)
@@ -118,9 +135,7 @@ class OperatorPipeline:
         settings, admin = self._settings, self._admin
         assert admin is not None
         consumers = [s for s in SERVICES if s.consumes]
-        if self._db is None or self._db.is_closed():
-            self._db = await asyncpg.connect(settings.database_url, statement_cache_size=settings.statement_cache_size)
-        rows = await self._db.fetch(
+        rows = await (await self._database()).fetch(
             "select projection, topic, partition, next_offset from projection_offsets where projection = any($1::text[])",
             [s.projection for s in consumers if s.projection])  # fmt: skip
         out: dict[str, dict[tuple[str, int], int]] = {s.name: {} for s in consumers}
@@ -133,6 +148,12 @@ class OperatorPipeline:
             out[service.name] = {(settings.declared_topic(tp.topic), tp.partition): meta.offset
                                  for tp, meta in offsets.items() if meta.offset >= 0}  # fmt: skip
         return out
+
+    async def _database(self) -> asyncpg.Connection:
+        settings = self._settings
+        if self._db is None or self._db.is_closed():
+            self._db = await asyncpg.connect(settings.database_url, statement_cache_size=settings.statement_cache_size)
+        return self._db
 
     async def _letters(self, ends: dict[TopicPartition, int]) -> dict[str, dlq.Letter]:
         """The dead letters folded, after reading what the topic gained since the last view."""
@@ -186,6 +207,28 @@ class OperatorPipeline:
                 await db.close(timeout=2)
             except Exception:  # noqa: BLE001
                 db.terminate()
+
+
+# The latest privacy requests applied, no personal data: the subject is a hash, not selected.
+_ERASURES = """
+select erasure_id, subject_kind, requested_at, completed_at, chats, removed from erasures
+order by completed_at desc, erasure_id limit 20
+"""
+
+
+def _erasure(r: asyncpg.Record) -> Erasure:
+    removed = orjson.loads(r["removed"]) if isinstance(r["removed"], str) else r["removed"]
+    return Erasure(
+        r["erasure_id"], r["subject_kind"], r["requested_at"].astimezone(UTC), r["completed_at"].astimezone(UTC),
+        r["chats"], sum((removed.get("tables") or {}).values()), sum((removed.get("storage") or {}).values()),
+    )  # fmt: skip
+
+
+def _committed_sums(lags: list[Lag]) -> dict[str, int]:
+    sums: dict[str, int] = {}
+    for lag in lags:
+        sums[lag.stage] = sums.get(lag.stage, 0) + (lag.committed or 0)
+    return sums
 
 
 def _lag(p: PartitionLag) -> Lag:

@@ -12,6 +12,7 @@ no console error on any page. A screenshot of each page is written to build/scre
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import uuid
@@ -259,6 +260,11 @@ async def test_an_operator_reads_a_chat_searches_it_and_retries_a_dead_letter(wo
     await expect(page.locator(".notice")).to_have_text("Retry: resolved")
     await expect(row.locator(".state")).to_have_text("resolved")
     await expect(row.get_by_role("button", name="Retry")).to_have_count(0)
+    # the view after the retry is the page's second: consumption rates show; so do the retention
+    # policies and the privacy requests table
+    await expect(page.locator("table.lags tr", has_text="normalize").locator("td.rate")).to_have_text(re.compile(r"^\d+\.\d$"))
+    await expect(page.locator("ul.retention li").first).to_contain_text("MESSAGE_RETENTION_DAYS")
+    await expect(page.locator("table.erasures")).to_be_visible()
     await browser.shot("pipeline-retried")
 
     assert browser.errors == []

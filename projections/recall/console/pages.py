@@ -7,7 +7,8 @@ given) answers and renders a Jinja2 template (autoescaped) with it.
 - ``GET /console/chats/{chat}``: the conversation, a page at a time (``before`` a cursor, or
   ``at`` a message); htmx asks for older pages as fragments;
 - ``GET /console/chats/{chat}/search?q=``: recall within the chat, hits linking to their message;
-- ``GET /console/pipeline``, ``POST /console/pipeline/retry``: lags and dead letters, retry one.
+- ``GET /console/pipeline``, ``POST /console/pipeline/retry``: lags and rates, dead letters (retry one),
+  the retention policies' next sweep, the privacy requests applied.
 
 Every page but the login needs the session; every POST form carries its CSRF token. A client
 that failed 10 log-ins within a minute is answered 429 with Retry-After (``LoginLimiter``).

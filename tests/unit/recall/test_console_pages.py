@@ -91,3 +91,42 @@ def test_the_memory_api_keeps_its_json_422(client: TestClient) -> None:
                  "/chats/c/recall?q=x&k=0"):  # fmt: skip
         answer = client.get(path, headers=auth)
         assert answer.status_code == 422 and answer.json()["error"] == "invalid_query", path
+
+
+class ShownPipeline:
+    """A pipeline page's data as the read side would give it on a second view."""
+
+    async def view(self) -> Any:
+        from datetime import UTC, datetime
+
+        from projections.recall.console.pipeline import Erasure, Lag, PipelineView, Policy
+
+        at = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+        return PipelineView(
+            lags=[Lag("normalize", "wa.raw", 0, 90, 100, 10)], letters=[], rates={"normalize": 12.5},
+            retention=[Policy("MESSAGE_RETENTION_DAYS", "MESSAGE_RETENTION_DAYS: keep forever")],
+            erasures=[Erasure("er-1", "phone", at, at, 2, 41, 3)],
+        )
+
+    async def retry(self, letter_id: str, by: str) -> Any:
+        return None
+
+
+def test_the_pipeline_page_shows_rates_retention_and_privacy_requests() -> None:
+    from projections.recall.console.pipeline import consumption_rates
+
+    settings = Settings(_env_file=None, recall_api_key=RECALL_KEY, console_api_key=CONSOLE_KEY,  # type: ignore[call-arg]
+                        console_session_key=SESSION_KEY)  # fmt: skip
+    app = create_app(settings, pool=NoPool(), embedder=None, pipeline=ShownPipeline())  # type: ignore[arg-type]
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        assert log_in(c).status_code == 303
+        page = c.get("/console/pipeline")
+    assert page.status_code == 200
+    assert re.search(r"<td>normalize</td><td>10</td>\s*<td class=\"rate\">12\.5</td>", page.text)
+    assert "MESSAGE_RETENTION_DAYS: keep forever" in page.text
+    assert re.search(r"er-1</td><td>phone</td>.*<td>2</td><td>41</td><td>3</td>", page.text, re.S)
+
+    assert consumption_rates(None, (10.0, {"normalize": 5})) == {}
+    assert consumption_rates((10.0, {"normalize": 5, "projector": 9}), (12.0, {"normalize": 25, "projector": 3})) == {
+        "normalize": 10.0  # a sum that went back (a group reset) gets no rate
+    }
