@@ -316,6 +316,33 @@ async def message_versions(pool: asyncpg.Pool, ids: Sequence[str]) -> dict[str, 
     return out
 
 
+QUOTED_SQL = """
+select provider_message_id, id, direction, sender_name, sender_id, deleted_at is not null as deleted,
+       left(coalesce(body, caption, transcript, extracted_text, '['||message_type||']'), $3) as text
+from chat_messages where chat_key = $1 and provider_message_id = any($2::text[])
+"""
+
+
+@dataclass(frozen=True)
+class Quoted:
+    """The message a reply quotes, as its bubble shows it (a deleted one says so, no text)."""
+
+    message_id: str
+    direction: str
+    sender: str | None
+    text: str | None
+
+
+async def quoted_messages(pool: asyncpg.Pool, chat: str, provider_ids: Sequence[str],
+                          max_chars: int = 160) -> dict[str, Quoted]:  # fmt: skip
+    """The messages of ``chat`` that replies quote, by provider message id (one indexed read)."""
+    out: dict[str, Quoted] = {}
+    for r in await pool.fetch(QUOTED_SQL, chat, sorted(set(provider_ids)), max_chars) if provider_ids else []:
+        out[r["provider_message_id"]] = Quoted(r["id"], r["direction"], r["sender_name"] or r["sender_id"],
+                                               None if r["deleted"] else r["text"])  # fmt: skip
+    return out
+
+
 async def _media(pool: asyncpg.Pool, ids: Sequence[str], links: MediaLinks,
                  own_base: str | None) -> dict[str, list[MediaObject]]:  # fmt: skip
     out: dict[str, list[MediaObject]] = {}

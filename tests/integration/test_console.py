@@ -96,6 +96,9 @@ async def seed_group(pool: asyncpg.Pool, channel: str) -> Chat:
     members = [("15550007001", "Ana"), ("15550007002", "Bo")]
     events = [group.received(f"g{i}", f"shelf {i} counted", t=1000 + i, sender_id=members[i % 2][0],
                              sender_name=members[i % 2][1]) for i in range(GROUP_MESSAGES)]  # fmt: skip
+    # the latest is a forwarded reply quoting an earlier message of the same page
+    events[-1] = events[-1].model_copy(update={"reply_to_provider_message_id": f"g{GROUP_MESSAGES - 3}",
+                                               "forwarded": True})  # fmt: skip
     async with pool.acquire() as conn, conn.transaction():
         await MessagesWriter(redact_deleted=False).write(conn, message_items(events))
     return group
@@ -231,6 +234,10 @@ async def test_an_operator_reads_a_chat_searches_it_and_retries_a_dead_letter(wo
     bubbles = page.locator("li.bubble")
     await expect(bubbles).to_have_count(50)
     await expect(bubbles.last).to_contain_text(f"shelf {GROUP_MESSAGES - 1} counted")
+    await expect(bubbles.last.locator(".forwarded")).to_have_text("Forwarded")
+    quote = bubbles.last.locator("blockquote.reply")
+    await expect(quote).to_contain_text(f"shelf {GROUP_MESSAGES - 3} counted")
+    await expect(quote.locator(".sender")).to_have_text(("Ana", "Bo")[(GROUP_MESSAGES - 3) % 2])
     await expect(bubbles.first.locator(".sender")).to_have_text("Ana" if (GROUP_MESSAGES - 50) % 2 == 0 else "Bo")
     url = page.url
     for _ in range(20):  # scrolled up to the top: older pages load in place, one per link revealed

@@ -207,7 +207,9 @@ def install(app: FastAPI, settings: Settings, pipeline: Pipeline | None = None) 
             page = await memory.list_messages(pool, chat, query, links, own_base=own)
         edited = [m.id for m in page.messages if m.edited_at is not None]
         versions = await memory.message_versions(pool, edited)
-        values = {"session": session, "page": page, "versions": versions, "detail": summary}
+        replies = [m.reply_to_provider_message_id for m in page.messages if m.reply_to_provider_message_id]
+        quotes = await memory.quoted_messages(pool, chat, replies)
+        values = {"session": session, "page": page, "versions": versions, "quotes": quotes, "detail": summary}
         if request.headers.get("hx-request") == "true":
             return render(request, "_messages.html", **values)
         return render(request, "conversation.html", **values)
