@@ -25,7 +25,7 @@ any (another name, phone, cursor, message, query):
 - conversation: the latest page of the 100,000-message chat and of random chats; a deep page
   of the big chat (``before`` a cursor 5,000 to 99,000 messages back, as infinite scroll asks
   it, htmx fragment); the page at a given message (``at``, the jump from a search hit);
-- search: recall by words in the big chat and in random chats;
+- search: recall by words in the big chat, in random chats and across every chat;
 - pipeline: lags and dead letters, read from Kafka.
 
 The time is the client's, on loopback: from sending the request to the last byte of the
@@ -346,6 +346,9 @@ async def measure_pages(url: str, base: str, m: Memory, requests: int) -> list[t
                                                    f"{rng.choice(words)} {rng.choice(words)}"]) for _ in range(n)]])  # fmt: skip
     page("search: words, random chats", [(f"/console/chats/{q(m.keys[rng.randrange(1, len(m.keys))])}/search?q="
                                           f"{q(rng.choice(words))}", False) for _ in range(n)])  # fmt: skip
+    page("search: every chat", [(f"/console/search?q={q(x)}", False) for x in
+                                 [rng.choice([f"order {rng.choice(orders)}", rng.choice(words),
+                                              f"{rng.choice(words)} {rng.choice(words)}"]) for _ in range(n)]])  # fmt: skip
     page("pipeline", [("/console/pipeline", False)] * n)
 
     console = Console(base)

@@ -227,6 +227,20 @@ async def test_an_operator_reads_a_chat_searches_it_and_retries_a_dead_letter(wo
     anchor = target.split("#", 1)[1]
     await expect(page.locator(f"#{anchor}")).to_have_class("bubble in target")
 
+    # Across every chat, from the navigation: the invoice number finds the PDF's message in
+    # Dana's chat (its extracted text), "shelf" the group's messages; a hit opens its chat there.
+    await page.get_by_role("navigation").get_by_role("link", name="Search").click()
+    await page.fill("#q", "2026-0193")
+    await page.press("#q", "Enter")
+    found = page.locator(".hits li")
+    await expect(found.first).to_contain_text("INVOICE 2026-0193")
+    await expect(found.first.locator(".chat")).to_have_text(chat.contact_name or "")
+    await browser.shot("search-everywhere")
+    await found.first.locator("a").click()
+    await expect(page.locator(f"#m-{chat.mid('pdf')}")).to_have_class("bubble in target")
+    await page.goto(f"{base}/console/search?q=shelf")
+    await expect(page.locator(".hits li").first.locator(".chat")).to_have_text("Warehouse team")
+
     # A big chat a page at a time: the latest 50 (scrolled to the newest), then older pages
     # fetched by htmx as the "Older messages" link scrolls into view (a plain link without script).
     group = world.group

@@ -7,6 +7,7 @@ given) answers and renders a Jinja2 template (autoescaped) with it.
 - ``GET /console/chats/{chat}``: the conversation, a page at a time (``before`` a cursor, or
   ``at`` a message); htmx asks for older pages as fragments;
 - ``GET /console/chats/{chat}/search?q=``: recall within the chat, hits linking to their message;
+- ``GET /console/search?q=``: recall across every chat, hits linking to their message in its chat;
 - ``GET /console/pipeline``, ``POST /console/pipeline/retry``: lags and rates, dead letters (retry one),
   the retention policies' next sweep, the privacy requests applied.
 
@@ -42,6 +43,7 @@ from projections.recall.console.session import (
 )  # fmt: skip
 from projections.recall.cursor import InvalidCursor
 from projections.recall.search import UnknownChat, search
+from projections.recall.search_everywhere import search_everywhere
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +226,16 @@ def install(app: FastAPI, settings: Settings, pipeline: Pipeline | None = None) 
             answer = await search(request.app.state.pool, request.app.state.embedder, chat, text, SEARCH_HITS,
                                   config.min_similarity, config=config.recall)  # fmt: skip
         return render(request, "search.html", session=session, detail=detail, q=text or "", answer=answer)
+
+    @router.get("/search")
+    async def search_all(request: Request, session: Session = operator, q: Text = None) -> Response:
+        text = clean(q)
+        found = None
+        if text:
+            config = request.app.state.memory_config
+            found = await search_everywhere(request.app.state.pool, request.app.state.embedder, text, SEARCH_HITS,
+                                            config=config.recall)  # fmt: skip
+        return render(request, "search_all.html", session=session, q=text or "", found=found)
 
     @router.get("/pipeline")
     async def pipeline_page(request: Request, session: Session = operator) -> Response:
