@@ -50,6 +50,8 @@ class OperatorPipeline:
         self._events: list[deadletter.AnyLetterEvent] = []
         self._read: dict[TopicPartition, int] = {}  # the dead-letter topic's next offset to read, per partition
         self._consumed: tuple[float, dict[str, int]] | None = None  # the last view's committed sums, for rates
+        self._retention: tuple[float, list[Policy]] | None = None  # (when counted, the policies)
+        self._recount: asyncio.Task[None] | None = None
 
     async def view(self) -> PipelineView:
         """What can be read now: a broker or database that does not answer leaves its part empty
@@ -82,9 +84,8 @@ class OperatorPipeline:
                 await self._drop_kafka()
             retention, erasures = [], []
             try:
-                db = await self._database()
-                retention = [Policy(p.policy, p.render()) for p in await preview(db, self._settings)]
-                erasures = [_erasure(r) for r in await db.fetch(_ERASURES)]
+                erasures = [_erasure(r) for r in await (await self._database()).fetch(_ERASURES)]
+                retention = await self._retention_preview()
             except Exception as exc:  # noqa: BLE001
                 await self._drop_db()
                 problems.append(f"retention and privacy requests unavailable ({type(exc).__name__})")
@@ -100,6 +101,8 @@ class OperatorPipeline:
         return RetryOutcome(result.ok, result.detail)
 
     async def aclose(self) -> None:
+        if self._recount is not None:
+            self._recount.cancel()
         async with self._lock:
             await self._drop_kafka()
             await self._drop_db()
@@ -148,6 +151,24 @@ class OperatorPipeline:
             out[service.name] = {(settings.declared_topic(tp.topic), tp.partition): meta.offset
                                  for tp, meta in offsets.items() if meta.offset >= 0}  # fmt: skip
         return out
+
+    async def _retention_preview(self) -> list[Policy]:
+        """What each retention policy's next sweep removes. Counting it reads every row still
+        holding derived text (hundreds of milliseconds at a million messages) and it moves
+        slowly (a sweep runs hourly), so a view shows the last count, at most ``RETENTION_TTL``
+        old, and a stale one is counted again in the background: only the first view waits."""
+        now = time.monotonic()
+        if self._retention is None:
+            self._retention = (now, await _count_retention(self._settings))
+        elif now - self._retention[0] > RETENTION_TTL and (self._recount is None or self._recount.done()):
+            self._recount = asyncio.create_task(self._count_again())
+        return self._retention[1]
+
+    async def _count_again(self) -> None:
+        try:
+            self._retention = (time.monotonic(), await _count_retention(self._settings))
+        except Exception as exc:  # noqa: BLE001 - the last count stays; tried again on a later view
+            log.warning("console pipeline page: retention preview failed (%s)", type(exc).__name__)
 
     async def _database(self) -> asyncpg.Connection:
         settings = self._settings
@@ -207,6 +228,18 @@ class OperatorPipeline:
                 await db.close(timeout=2)
             except Exception:  # noqa: BLE001
                 db.terminate()
+
+
+RETENTION_TTL = 300.0
+
+
+async def _count_retention(settings: Settings) -> list[Policy]:
+    """The retention preview on a connection of its own (a view's connection is not held for it)."""
+    conn = await asyncpg.connect(settings.database_url, statement_cache_size=settings.statement_cache_size)
+    try:
+        return [Policy(p.policy, p.render()) for p in await preview(conn, settings)]
+    finally:
+        await conn.close()
 
 
 # The latest privacy requests applied, no personal data: the subject is a hash, not selected.
