@@ -6,8 +6,9 @@ chat's lists (reciprocal rank fusion).
   chat filter (the index's natural use);
 - by words: chat_messages through the GIN index on their words (migration 0009), with the same
   reading of the question (``recall_words``, ``recall_query``, ``recall_enough_words``). A word
-  common enough to match most of the table is bounded: the newest ``WORD_POOL`` matches are
-  ranked, so an order number or a name answers at once and "thanks" does not read a million rows.
+  common enough to match much of the table is bounded: the newest ``WORD_POOL`` matches are
+  ranked, looked for in the last week first, then 60 days, a year, everything (``WINDOWS``),
+  so an order number is found wherever it is and "thanks" does not read a million rows.
 
 Deleted messages are skipped; erased and expired ones are not in the tables to begin with.
 """
@@ -18,7 +19,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import asyncpg
@@ -28,8 +29,32 @@ from projections.recall.search import RRF_K, QueryEmbedder, RecallConfig, Recall
 WORD_POOL = 2_000
 CANDIDATES = 50
 
-# $1 query vector (null: words only), $2 query text, $3 candidates per list, $4 word pool,
-# $5 RRF k, $6 hits.
+# The words list's pool: the newest messages received since $3 (null: ever) holding any word of
+# the question, at most $4 of them, through the words index and, when bounded, the receipt-time
+# index (the two bitmaps intersected); then those with enough of the words, best ranked first.
+# $1 query text, $2 candidates, $3 since, $4 pool size. ``pooled``: how many the pool held.
+WORDS_SQL = """
+with q as (select recall_words($1) as words),
+pool as (
+    select m.id, m.provider_timestamp, message_text_tsv(m.body, m.caption, m.transcript, m.extracted_text) as doc
+    from chat_messages m, q
+    where cardinality(q.words) > 0
+      and message_text_tsv(m.body, m.caption, m.transcript, m.extracted_text) @@ recall_query(q.words)
+      and ($3::timestamptz is null or m.received_at >= $3) and m.deleted_at is null
+    order by m.provider_timestamp desc limit $4
+)
+select p.id, count(*) over () as pooled
+from pool p, q
+where recall_enough_words(p.doc, q.words)
+order by ts_rank_cd(p.doc, recall_query(q.words)) desc, p.provider_timestamp desc
+limit $2
+"""
+# Newest first, a window at a time: a common word fills the pool from the last week's messages
+# alone, an order number is looked for in everything.
+WINDOWS: tuple[timedelta | None, ...] = (timedelta(days=7), timedelta(days=60), timedelta(days=365), None)
+
+# $1 query vector (null: words only), $2 query text, $3 candidates per list, $4 the words list's
+# message ids, best first, $5 RRF k, $6 hits.
 EVERYWHERE_SQL = """
 with q as (select recall_words($2) as words),
 meaning as (
@@ -38,24 +63,12 @@ meaning as (
           where $1::vector is not null order by embedding <=> $1::vector limit $3 * 3) e
     group by e.message_id order by distance limit $3
 ),
-word_pool as (
-    select m.id, m.provider_timestamp, message_text_tsv(m.body, m.caption, m.transcript, m.extracted_text) as doc
-    from chat_messages m, q
-    where cardinality(q.words) > 0
-      and message_text_tsv(m.body, m.caption, m.transcript, m.extracted_text) @@ recall_query(q.words)
-      and m.deleted_at is null
-    order by m.provider_timestamp desc limit $4
-),
-words as (
-    select w.id as message_id, ts_rank_cd(w.doc, recall_query(q.words)) as rank
-    from word_pool w, q where recall_enough_words(w.doc, q.words)
-    order by rank desc, w.provider_timestamp desc limit $3
-),
+words as (select w.message_id, w.position from unnest($4::text[]) with ordinality as w(message_id, position)),
 ranked as (
     select message_id, 1.0 / ($5 + row_number() over (order by distance)) as score, true as by_meaning,
            false as by_words, 1 - distance as similarity from meaning
     union all
-    select message_id, 1.0 / ($5 + row_number() over (order by rank desc)), false, true, null from words
+    select message_id, 1.0 / ($5 + position), false, true, null from words
 ),
 fused as (
     select message_id, sum(score) as score, bool_or(by_meaning) as by_meaning, bool_or(by_words) as by_words,
@@ -100,7 +113,7 @@ class Everywhere:
 
 async def search_everywhere(
     pool: asyncpg.Pool | asyncpg.Connection, embedder: QueryEmbedder | None, query: str, k: int = 20, *,
-    config: RecallConfig = RecallConfig(),
+    config: RecallConfig = RecallConfig(), now: datetime | None = None,
 ) -> Everywhere:  # fmt: skip
     """The ``k`` messages of any chat that best answer ``query``, best first. ``pool`` needs the
     vector codec, as ``search`` does."""
@@ -118,8 +131,19 @@ async def search_everywhere(
     async with _connection(pool) as conn, conn.transaction():
         # the HNSW scan returns at most ef_search rows: as many as the meaning list reads
         await conn.execute("select set_config('hnsw.ef_search', $1, true)", str(max(config.ef_search, 3 * candidates)))
-        rows = await conn.fetch(EVERYWHERE_SQL, vector, query, candidates, WORD_POOL, RRF_K, k)
+        words = await _word_candidates(conn, query, candidates, now or datetime.now(UTC))
+        rows = await conn.fetch(EVERYWHERE_SQL, vector, query, candidates, words, RRF_K, k)
     return Everywhere([_hit(r, query) for r in rows], semantic)
+
+
+async def _word_candidates(conn: asyncpg.Connection, query: str, candidates: int, now: datetime) -> list[str]:
+    """The words list, best first: from the newest window whose pool fills, else from everything."""
+    rows: list[asyncpg.Record] = []
+    for window in WINDOWS:
+        rows = await conn.fetch(WORDS_SQL, query, candidates, now - window if window else None, WORD_POOL)
+        if rows and rows[0]["pooled"] >= WORD_POOL:
+            break
+    return [r["id"] for r in rows]
 
 
 @asynccontextmanager
